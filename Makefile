@@ -1,0 +1,43 @@
+# The README's commands. Everything runs inside .venv/ (made by `make install`).
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+
+.PHONY: install train test test-all bench lint format clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e ".[dev]"
+	touch $(STAMP)
+
+## install: virtualenv in .venv with recctl (editable) and its pinned dependencies
+install: $(STAMP)
+
+## train: prepare the embedded synthetic dataset, train the default model, test it beside pop
+train: install
+	$(BIN)/recctl train
+
+## test: the CI suite (fast; `slow` checks excluded)
+test: install
+	$(BIN)/python -m pytest -q
+
+## test-all: every test, the slow ones included
+test-all: install
+	$(BIN)/python -m pytest -q -m ""
+
+## bench: quality and timing figures on ml-100k and synthetic data (see BENCHMARKS.md)
+bench: install
+	$(BIN)/python benchmarks/run.py
+
+lint: install
+	$(BIN)/ruff check recctl tests benchmarks
+	$(BIN)/ruff format --check recctl tests benchmarks
+
+format: install
+	$(BIN)/ruff format recctl tests benchmarks
+	$(BIN)/ruff check --fix recctl tests benchmarks
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache

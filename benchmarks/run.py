@@ -1,0 +1,85 @@
+"""`make bench`: the figures in BENCHMARKS.md, measured on this machine, printed as Markdown.
+
+1. CLI start-up: `recctl --help` and `recctl train --help` beside `python -c "import tensorflow"`
+   (median and min-max of 5 / 3 runs).
+2. Quality and training time on MovieLens 100K (peer protocol) for every model, with default configs,
+   beside the popularity baseline; and the default model on the embedded synthetic dataset.
+Runs in a temporary folder; the datasets folder comes from $RECCTL_DATASETS or ../shared/datasets.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+DATASETS = Path(os.environ.get("RECCTL_DATASETS", REPO.parent / "shared" / "datasets"))
+
+
+def timed(cmd: list[str], runs: int, cwd: Path) -> tuple[float, float, float]:
+    samples = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        subprocess.run(cmd, cwd=cwd, check=True, capture_output=True)
+        samples.append(time.perf_counter() - start)
+    return statistics.median(samples), min(samples), max(samples)
+
+
+def train(args: list[str], cwd: Path) -> dict:
+    proc = subprocess.run(
+        [str(BIN / "recctl"), "--json", "train", *args], cwd=cwd, capture_output=True, text=True
+    )
+    if proc.returncode != 0:
+        raise SystemExit(f"recctl train {' '.join(args)} failed:\n{proc.stderr[-2000:]}")
+    return json.loads(proc.stdout)
+
+
+def main() -> None:
+    work = Path(tempfile.mkdtemp(prefix="recctl-bench-"))
+    print(
+        f"# recctl benchmarks ({time.strftime('%Y-%m-%d')}, {platform.processor() or platform.machine()}, "
+        f"{os.cpu_count()} cores, Python {platform.python_version()})\n"
+    )
+    print("## CLI start-up (seconds: median [min-max])\n")
+    print("| command | runs | median | min | max |\n|---|---|---|---|---|")
+    for label, cmd, runs in (
+        ("recctl --help", [str(BIN / "recctl"), "--help"], 5),
+        ("recctl train --help", [str(BIN / "recctl"), "train", "--help"], 5),
+        ('python -c "import tensorflow"', [sys.executable, "-c", "import tensorflow"], 3),
+    ):
+        med, lo, hi = timed(cmd, runs, work)
+        print(f"| `{label}` | {runs} | {med:.3f} | {lo:.3f} | {hi:.3f} |")
+
+    ml = DATASETS / "ml-100k"
+    rows = []
+    if (ml / "u.data").is_file():
+        for model in ("pop", "mf", "wide_deep"):
+            r = train(["dataset=ml_100k", f"dataset.root={ml}", f"model={model}"], work)
+            rows.append(("ml_100k", model, r))
+    else:
+        print(f"\n(ml-100k not found at {ml}: skipped)")
+    rows.append(("synthetic (default)", "mf", train([], work)))
+    print("\n## Quality (test, full ranking, history masked) and training time, default configs\n")
+    print("| dataset | model | NDCG@10 | HR@10 | pop NDCG@10 | lift | epochs | fit s | s/epoch |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for dataset, model, r in rows:
+        t, p, s = r["metrics"]["test"], r["baseline"]["pop"]["test"], r["seconds"]
+        per_epoch = f"{s['per_epoch']:.2f}" if s["per_epoch"] else "-"
+        print(
+            f"| {dataset} | {model} | {t['ndcg@10']:.4f} | {t['hr@10']:.4f} | {p['ndcg@10']:.4f} | "
+            f"{t['ndcg@10'] / p['ndcg@10']:.2f}x | {s['epochs'] or 0} | {s['fit'] or 0:.1f} | {per_epoch} |"
+        )
+    print(f"\nprotocol: {rows[0][2]['protocol']}")
+    print(f"(work folder: {work})")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,128 @@
+"""recctl train: snapshot -> fitted model -> run folder (config, model, history, curves, metrics)."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+import time
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+from recctl import console, settings
+from recctl.artifacts import atomic_write_json, atomic_write_text, environment, now_iso, update_manifest
+from recctl.errors import ConfigError
+
+
+def run(cfg, result: dict) -> dict:
+    from hydra.core.hydra_config import HydraConfig
+
+    # Everything is validated before any data is read or any folder is filled.
+    trainer = settings.trainer(cfg)
+    evaluation = settings.evaluation(cfg)
+    settings.strategy(cfg)
+    seed = settings.seed(cfg)
+    paths = settings.paths(cfg)
+    from recctl.evaluation.gate import check_gate, gate_settings
+
+    gate = gate_settings(cfg.get("gate"))
+    if cfg.get("resume") is not None or cfg.get("init_from") is not None:
+        raise ConfigError("train resume=/init_from= are not available yet in this version")
+    from recctl.data.prepare import dataset_settings
+
+    dataset_settings(cfg.dataset)
+    from recctl.training.factory import check_optimizer, model_class
+
+    model_class(cfg.model)
+    check_optimizer(cfg.optimizer)
+
+    hydra_cfg = HydraConfig.get()
+    run_dir = Path(hydra_cfg.runtime.output_dir)
+    model_name = hydra_cfg.runtime.choices.get("model") or "model"
+    result["run_dir"] = str(run_dir)
+    result["model"] = model_name
+    result["_monitor"] = trainer.monitor
+    started = time.perf_counter()
+
+    from recctl.data.prepare import ensure_snapshot
+
+    snapshot, _ = ensure_snapshot(cfg.dataset, paths.data_dir, seed)
+    result["dataset"] = {"name": snapshot.name, "fingerprint": snapshot.fingerprint}
+    result["protocol"] = snapshot.protocol()
+    atomic_write_text(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+    update_manifest(
+        run_dir,
+        kind="run",
+        status="running",
+        started_at=now_iso(),
+        command="recctl train " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+        overrides=list(hydra_cfg.overrides.task),
+        model=model_name,
+        dataset=snapshot.name,
+        fingerprint=snapshot.fingerprint,
+        snapshot=str(snapshot.path.resolve()),
+        seed=seed,
+    )
+
+    from recctl.training.curves import plot_curves
+    from recctl.training.fit import fit
+
+    fitted = fit(cfg, trainer, snapshot, run_dir)
+    model = fitted.model
+    model.save(run_dir / "model.keras")
+    if fitted.history:
+        plot_curves(fitted.history, run_dir / "curves.png", f"{model_name} on {snapshot.name}")
+
+    from recctl.evaluation.report import evaluate_model, metrics_table
+
+    splits = ("valid", "test") if trainer.evaluate_test else ("valid",)
+    evaluated = evaluate_model(model, snapshot, evaluation, seed, splits)
+    per_epoch = fitted.fit_seconds / fitted.epochs if fitted.epochs else None
+    result["metrics"] = evaluated["metrics"]
+    result["baseline"] = evaluated["baseline"]
+    result["seconds"].update(
+        fit=round(fitted.fit_seconds, 3),
+        per_epoch=round(per_epoch, 3) if per_epoch else None,
+        epochs=fitted.epochs,
+    )
+    params = int(model.count_params())
+    atomic_write_json(
+        run_dir / "metrics.json",
+        {
+            "model": model_name,
+            "dataset": result["dataset"],
+            "protocol": result["protocol"],
+            "metrics": evaluated["metrics"],
+            "baseline": evaluated["baseline"],
+            "evaluation": OmegaConf.to_container(evaluation),
+            "seconds": result["seconds"],
+            "best_epoch": fitted.best_epoch,
+            "stopped_early": fitted.stopped_early,
+            "params": params,
+        },
+    )
+    update_manifest(
+        run_dir,
+        status="completed",
+        completed_at=now_iso(),
+        epochs=fitted.epochs,
+        best_epoch=fitted.best_epoch,
+        params=params,
+        seconds={
+            "fit": round(fitted.fit_seconds, 3),
+            "total": round(time.perf_counter() - started, 3),
+            "validation": round(fitted.validation_seconds, 3),
+        },
+        environment=environment(),
+    )
+    console.info(metrics_table(evaluated, result["protocol"], model_name))
+    early = " (early stop)" if fitted.stopped_early else ""
+    console.info(
+        f"run: {run_dir}  ({fitted.epochs} epochs{early}, best epoch {fitted.best_epoch}, fit {fitted.fit_seconds:.1f} s)"
+        if model.needs_training
+        else f"run: {run_dir}  (no training: {model_name})"
+    )
+    verdict = check_gate(gate, evaluated["metrics"], evaluated["baseline"])
+    if verdict:
+        console.info(verdict)
+    return result

@@ -1,0 +1,344 @@
+"""Turn a raw source into a content-addressed snapshot: data/processed/<dataset>/<fingerprint>/.
+
+The fingerprint hashes the raw files' content (or the generator's settings) and every setting that
+changes the result, so the same inputs always land in the same folder and a second `prepare` does
+no work. The snapshot is written under a temporary name and renamed into place when complete.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from omegaconf import DictConfig, OmegaConf
+
+from recctl import console
+from recctl.artifacts import MANIFEST, atomic_write_json, environment, now_iso, publish_once, staging_dir
+from recctl.config import DatasetConfig, validate_dataset
+from recctl.data.raw import RawData
+from recctl.data.snapshot import Snapshot
+from recctl.errors import ConfigError, DataError
+
+PREP_VERSION = 1
+# Settings that only say where the raw files are: their *content* is hashed instead.
+_LOCATION_KEYS = ("root", "path", "download")
+
+
+def dataset_settings(dataset_cfg: Any) -> DictConfig:
+    """The dataset section merged onto its schema: typos and wrong types fail here, before any work."""
+    try:
+        merged = OmegaConf.merge(OmegaConf.structured(DatasetConfig), dataset_cfg)
+    except Exception as exc:  # omegaconf.ValidationError / ConfigKeyError
+        raise ConfigError(f"dataset: {str(exc).splitlines()[0]}") from None
+    validate_dataset(merged)
+    return merged
+
+
+def ensure_snapshot(dataset_cfg: Any, data_dir: str | Path, seed: int) -> tuple[Snapshot, bool]:
+    """Return the snapshot for these settings, preparing it first if it does not exist yet."""
+    d = dataset_settings(dataset_cfg)
+    files = _source_files(d)
+    fp = fingerprint(d, seed, files)
+    parent = Path(data_dir) / "processed" / d.name
+    final = parent / fp
+    if (final / MANIFEST).is_file():
+        return Snapshot(final), False
+    start = time.perf_counter()
+    raw = _load_raw(d, seed)
+    tables, stats = build_tables(raw, d, seed)
+    staged = staging_dir(parent)
+    try:
+        _write_snapshot(staged, tables, stats, d, seed, fp, files)
+        published = publish_once(staged, final)
+    except BaseException:
+        import shutil
+
+        shutil.rmtree(staged, ignore_errors=True)
+        raise
+    seconds = time.perf_counter() - start
+    if published:
+        console.info(
+            f"prepared {final} ({stats['n_users']} users, {stats['n_items']} items, "
+            f"{stats['n_interactions']} interactions) in {seconds:.1f} s"
+        )
+    return Snapshot(final), published
+
+
+def fingerprint(d: DictConfig, seed: int, files: list[Path]) -> str:
+    settings = OmegaConf.to_container(d, resolve=True)
+    for key in _LOCATION_KEYS:
+        settings.pop(key, None)
+    for table in ("user_features", "item_features"):
+        settings[table].pop("path", None)
+    if d.source != "synthetic":
+        settings.pop("synthetic", None)
+    payload = {
+        "version": PREP_VERSION,
+        "settings": settings,
+        "seed": seed if (d.source == "synthetic" or d.split == "random") else None,
+        "files": [sha256_file(f) for f in files],
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _source_files(d: DictConfig) -> list[Path]:
+    """The raw files a source reads (fetching MovieLens first when it is missing)."""
+    if d.source == "synthetic":
+        return []
+    if d.source == "movielens_100k":
+        root = Path(d.root or "data/raw/ml-100k")
+        names = ("u.data", "u.item", "u.user")
+        if not all((root / n).is_file() for n in names):
+            from recctl.data.sources import load_movielens_100k
+
+            load_movielens_100k(d)  # downloads when allowed, else raises a DataError saying where to put them
+        return [root / n for n in names]
+    files = [Path(d.path)]
+    if not files[0].is_file():
+        raise DataError(f"{d.path}: file not found (dataset.path)")
+    for table in (d.user_features, d.item_features):
+        if table.path:
+            if not Path(table.path).is_file():
+                raise DataError(f"{table.path}: file not found (side-feature table)")
+            files.append(Path(table.path))
+    return files
+
+
+def _load_raw(d: DictConfig, seed: int) -> RawData:
+    if d.source == "synthetic":
+        from recctl.data.synthetic import generate
+
+        return generate(d.synthetic, seed)
+    from recctl.data import sources
+
+    if d.source == "movielens_100k":
+        return sources.load_movielens_100k(d)
+    return sources.load_table(d)
+
+
+def build_tables(raw: RawData, d: DictConfig, seed: int) -> tuple[dict[str, pd.DataFrame], dict]:
+    """Deduplicate, convert to implicit, k-core filter, index and split. Pure: no files."""
+    inter = raw.interactions.reset_index(drop=True)
+    stats: dict[str, Any] = {"raw_interactions": len(inter)}
+    if len(inter) == 0:
+        raise DataError("the interactions table is empty")
+    inter = inter.assign(row=np.arange(len(inter), dtype=np.int64))
+
+    dup = inter.duplicated(subset=["user_id", "item_id"], keep=False)
+    stats["duplicate_rows"] = (
+        int(dup.sum() - inter[dup].drop_duplicates(["user_id", "item_id"]).shape[0]) if dup.any() else 0
+    )
+    if stats["duplicate_rows"]:
+        if d.duplicates == "error":
+            first = inter[dup].iloc[0]
+            raise DataError(
+                f"{stats['duplicate_rows']} duplicate (user, item) rows, e.g. user {first.user_id} item "
+                f"{first.item_id}; set dataset.duplicates=keep_first|keep_last|keep_all"
+            )
+        if d.duplicates in ("keep_first", "keep_last"):
+            keep = "first" if d.duplicates == "keep_first" else "last"
+            inter = inter[~inter.duplicated(subset=["user_id", "item_id"], keep=keep)]
+        console.warn(f"{stats['duplicate_rows']} duplicate (user, item) rows: {d.duplicates}")
+
+    if d.rating_threshold is not None:
+        if not raw.has_ratings:
+            raise ConfigError("dataset.rating_threshold is set but the data has no rating column")
+        inter = inter[inter["rating"] >= d.rating_threshold]
+        stats["after_threshold"] = len(inter)
+        if len(inter) == 0:
+            raise DataError(f"no interactions have rating >= {d.rating_threshold} (dataset.rating_threshold)")
+
+    inter = _kcore(inter, d.min_user_interactions, d.min_item_interactions)
+    if len(inter) == 0:
+        raise DataError(
+            f"every user was filtered out (min_user_interactions={d.min_user_interactions}, "
+            f"min_item_interactions={d.min_item_interactions})"
+        )
+
+    user_ids = _natural_sorted(inter["user_id"].unique())
+    item_ids = _natural_sorted(inter["item_id"].unique())
+    user_index = pd.Series(np.arange(len(user_ids), dtype=np.int32), index=user_ids)
+    item_index = pd.Series(np.arange(len(item_ids), dtype=np.int32), index=item_ids)
+    frame = pd.DataFrame(
+        {
+            "user": user_index.reindex(inter["user_id"].to_numpy()).to_numpy(np.int32),
+            "item": item_index.reindex(inter["item_id"].to_numpy()).to_numpy(np.int32),
+            "rating": inter["rating"].to_numpy(np.float32),
+            "timestamp": inter["timestamp"].to_numpy(np.int64),
+            "row": inter["row"].to_numpy(np.int64),
+        }
+    )
+    if d.split in ("loo", "temporal") and not raw.has_timestamps:
+        console.warn(
+            f"dataset.split={d.split} without timestamps: users' interactions are ordered by file row"
+        )
+    part = split_assignments(frame, d.split, list(d.split_ratio), seed)
+    tables = {
+        name: frame[part == code].reset_index(drop=True)
+        for code, name in enumerate(("train", "valid", "test"))
+    }
+
+    users = pd.DataFrame({"user": np.arange(len(user_ids), dtype=np.int32), "user_id": user_ids})
+    items = pd.DataFrame({"item": np.arange(len(item_ids), dtype=np.int32), "item_id": item_ids})
+    features: dict[str, Any] = {}
+    users, features["user"] = _encode_features(users, raw.users, "user_id")
+    items, features["item"] = _encode_features(items, raw.items, "item_id")
+    tables["users"], tables["items"] = users, items
+
+    n_inter = len(frame)
+    stats.update(
+        n_users=len(user_ids),
+        n_items=len(item_ids),
+        n_interactions=n_inter,
+        density=n_inter / (len(user_ids) * len(item_ids)),
+        split=d.split,
+        train=len(tables["train"]),
+        valid=len(tables["valid"]),
+        test=len(tables["test"]),
+        valid_users=int(tables["valid"]["user"].nunique()),
+        test_users=int(tables["test"]["user"].nunique()),
+        has_timestamps=raw.has_timestamps,
+        has_ratings=raw.has_ratings,
+        features=features,
+        source_stats=raw.stats,
+    )
+    return tables, stats
+
+
+def split_assignments(frame: pd.DataFrame, split: str, ratio: list[float], seed: int) -> np.ndarray:
+    """0/1/2 (train/valid/test) per row.
+
+    loo: per user, ordered by (timestamp, original row), the last interaction is test and the
+    second-last valid; users with fewer than 3 interactions stay entirely in train.
+    temporal: the same order, the last `ratio[2]` share test and the `ratio[1]` before it valid.
+    random: the same per-user shares over a seeded random order.
+    """
+    users = frame["user"].to_numpy()
+    if split == "random":
+        key = np.random.default_rng(seed).random(len(frame))
+        order = np.lexsort((key, users))
+    else:
+        order = np.lexsort((frame["row"].to_numpy(), frame["timestamp"].to_numpy(), users))
+    sorted_users = users[order]
+    counts = np.bincount(users)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    position = np.arange(len(order)) - starts[sorted_users]
+    n = counts[sorted_users]
+    from_end = n - 1 - position
+    if split == "loo":
+        n_valid = np.where(n >= 3, 1, 0)
+        n_test = np.where(n >= 3, 1, 0)
+    else:
+        n_test = (
+            np.where(n >= 3, np.maximum(1, np.round(n * ratio[2])), 0).astype(np.int64)
+            if ratio[2] > 0
+            else 0 * n
+        )
+        n_valid = (
+            np.where(n >= 3, np.maximum(1, np.round(n * ratio[1])), 0).astype(np.int64)
+            if ratio[1] > 0
+            else 0 * n
+        )
+        too_many = n_test + n_valid >= n
+        n_valid = np.where(too_many, np.minimum(n_valid, 1), n_valid)
+        n_test = np.where(too_many & (n_test + n_valid >= n), np.minimum(n_test, 1), n_test)
+    part_sorted = np.where(from_end < n_test, 2, np.where(from_end < n_test + n_valid, 1, 0)).astype(np.int8)
+    part = np.empty(len(frame), dtype=np.int8)
+    part[order] = part_sorted
+    return part
+
+
+def _kcore(inter: pd.DataFrame, min_user: int, min_item: int) -> pd.DataFrame:
+    if min_user <= 1 and min_item <= 1:
+        return inter
+    while True:
+        before = len(inter)
+        if min_item > 1:
+            counts = inter["item_id"].map(inter["item_id"].value_counts())
+            inter = inter[counts >= min_item]
+        if min_user > 1:
+            counts = inter["user_id"].map(inter["user_id"].value_counts())
+            inter = inter[counts >= min_user]
+        if len(inter) == before or len(inter) == 0:
+            return inter
+
+
+def _natural_sorted(values: np.ndarray) -> np.ndarray:
+    """Numeric ids in numeric order ("2" before "10"), others lexicographically."""
+    values = np.asarray(values, dtype=object)
+    as_str = pd.Series(values, dtype="string")
+    if as_str.str.fullmatch(r"\d{1,18}").all():
+        return values[np.argsort(as_str.astype("int64").to_numpy(), kind="stable")].astype(str)
+    return np.sort(values.astype(str))
+
+
+def _encode_features(
+    base: pd.DataFrame, table: pd.DataFrame | None, id_col: str
+) -> tuple[pd.DataFrame, dict]:
+    """Categorical columns -> int codes (0 = unknown), numeric columns -> float32 (standardised unless 0/1)."""
+    spec: dict[str, Any] = {"categorical": {}, "numeric": {}}
+    if table is None or len(table) == 0:
+        return base, spec
+    table = table.drop_duplicates(subset=[id_col], keep="first").set_index(id_col)
+    table.index = table.index.astype(str)
+    aligned = table.reindex(base[id_col].to_numpy())
+    out = base.copy()
+    if "title" in aligned.columns:
+        out["title"] = aligned["title"].fillna("").astype(str).to_numpy()
+    for col in aligned.columns:
+        if col == "title":
+            continue
+        values = aligned[col]
+        if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+            arr = values.to_numpy(dtype=np.float64, na_value=np.nan)
+            finite = arr[np.isfinite(arr)]
+            binary = finite.size > 0 and np.isin(finite, (0.0, 1.0)).all()
+            mean = 0.0 if binary or finite.size == 0 else float(finite.mean())
+            std = 1.0 if binary or finite.size == 0 else float(finite.std() or 1.0)
+            out[f"num__{col}"] = np.nan_to_num((arr - mean) / std, nan=0.0).astype(np.float32)
+            spec["numeric"][col] = {"mean": mean, "std": std}
+        else:
+            strings = values.astype("string")
+            vocab = sorted(strings.dropna().unique().tolist())
+            codes = pd.Series(np.arange(1, len(vocab) + 1, dtype=np.int32), index=vocab)
+            out[f"cat__{col}"] = codes.reindex(strings.fillna("\0").to_numpy()).fillna(0).to_numpy(np.int32)
+            spec["categorical"][col] = vocab
+    return out, spec
+
+
+def _write_snapshot(
+    folder: Path, tables, stats, d: DictConfig, seed: int, fp: str, files: list[Path]
+) -> None:
+    for name, table in tables.items():
+        table.to_parquet(folder / f"{name}.parquet", index=False)
+    atomic_write_json(folder / "stats.json", stats)
+    atomic_write_json(
+        folder / MANIFEST,
+        {
+            "kind": "snapshot",
+            "status": "completed",
+            "dataset": d.name,
+            "fingerprint": fp,
+            "created_at": now_iso(),
+            "seed": seed,
+            "prep_version": PREP_VERSION,
+            "source_files": [
+                {"path": str(f), "sha256": sha256_file(f), "bytes": f.stat().st_size} for f in files
+            ],
+            "config": OmegaConf.to_container(d, resolve=True),
+            "environment": environment(),
+        },
+    )

@@ -1,0 +1,121 @@
+"""Read a prepared snapshot: splits as index arrays, id maps, side features, masks for evaluation."""
+
+from __future__ import annotations
+
+import json
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from recctl.errors import DataError
+
+SPLITS = ("train", "valid", "test")
+
+
+class CSR:
+    """Per-user item lists (rows = user indexes): `indices[indptr[u]:indptr[u+1]]` are user u's items."""
+
+    def __init__(self, indptr: np.ndarray, indices: np.ndarray):
+        self.indptr = indptr
+        self.indices = indices
+
+    @classmethod
+    def from_pairs(cls, users: np.ndarray, items: np.ndarray, n_users: int) -> CSR:
+        order = np.argsort(users, kind="stable")
+        counts = np.bincount(users, minlength=n_users)
+        indptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        return cls(indptr, items[order].astype(np.int32))
+
+    def row_lengths(self) -> np.ndarray:
+        return np.diff(self.indptr)
+
+    def rows(self, users: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(row position in `users`, item) pairs for a batch of users: vectorised, no Python loop."""
+        starts, ends = self.indptr[users], self.indptr[users + 1]
+        lengths = ends - starts
+        row = np.repeat(np.arange(len(users)), lengths)
+        offsets = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+        return row, self.indices[np.repeat(starts, lengths) + offsets]
+
+
+class Snapshot:
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        manifest = self.path / "manifest.json"
+        if not manifest.is_file():
+            raise DataError(f"{self.path}: not a dataset snapshot (no manifest.json)")
+        self.manifest = json.loads(manifest.read_text())
+        self.stats = json.loads((self.path / "stats.json").read_text())
+        self.fingerprint: str = self.manifest["fingerprint"]
+        self.name: str = self.manifest["dataset"]
+        self.n_users: int = int(self.stats["n_users"])
+        self.n_items: int = int(self.stats["n_items"])
+        self._splits: dict[str, pd.DataFrame] = {}
+
+    def split(self, name: str) -> pd.DataFrame:
+        if name not in self._splits:
+            self._splits[name] = pd.read_parquet(self.path / f"{name}.parquet")
+        return self._splits[name]
+
+    def pairs(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        frame = self.split(name)
+        return frame["user"].to_numpy(np.int32), frame["item"].to_numpy(np.int32)
+
+    def csr(self, *names: str) -> CSR:
+        users = np.concatenate([self.pairs(n)[0] for n in names])
+        items = np.concatenate([self.pairs(n)[1] for n in names])
+        return CSR.from_pairs(users, items, self.n_users)
+
+    def history_for(self, split: str) -> CSR:
+        """Items masked when ranking for `split`: train at validation, train + valid at test."""
+        return self.csr("train") if split == "valid" else self.csr("train", "valid")
+
+    @cached_property
+    def users(self) -> pd.DataFrame:
+        return pd.read_parquet(self.path / "users.parquet")
+
+    @cached_property
+    def items(self) -> pd.DataFrame:
+        return pd.read_parquet(self.path / "items.parquet")
+
+    @cached_property
+    def user_ids(self) -> np.ndarray:
+        return self.users["user_id"].to_numpy(dtype=object).astype(str)
+
+    @cached_property
+    def item_ids(self) -> np.ndarray:
+        return self.items["item_id"].to_numpy(dtype=object).astype(str)
+
+    def item_titles(self) -> np.ndarray | None:
+        return self.items["title"].to_numpy(dtype=object) if "title" in self.items.columns else None
+
+    def side_features(self, who: str) -> tuple[np.ndarray, list[int], np.ndarray]:
+        """(categorical codes [n, c] int32, vocabulary sizes incl. 0 = unknown, numeric [n, m] float32)."""
+        table = self.users if who == "user" else self.items
+        cat_cols = [c for c in table.columns if c.startswith("cat__")]
+        num_cols = [c for c in table.columns if c.startswith("num__")]
+        spec = self.stats["features"][who]["categorical"]
+        vocab = [len(spec[c[5:]]) + 1 for c in cat_cols]
+        cat = table[cat_cols].to_numpy(np.int32) if cat_cols else np.zeros((len(table), 0), np.int32)
+        num = table[num_cols].to_numpy(np.float32) if num_cols else np.zeros((len(table), 0), np.float32)
+        return cat, vocab, num
+
+    def item_popularity(self) -> np.ndarray:
+        return np.bincount(self.pairs("train")[1], minlength=self.n_items).astype(np.float32)
+
+    def protocol(self) -> str:
+        split = self.stats["split"]
+        order = (
+            "by time, ties by original row order" if self.stats.get("has_timestamps") else "by file row order"
+        )
+        how = {
+            "loo": f"leave-one-out {order} (last interaction test, second-last valid)",
+            "temporal": f"per-user temporal ratio split {order}",
+            "random": "per-user random ratio split",
+        }[split]
+        return (
+            f"{how}; full ranking over all {self.n_items} items; "
+            "masked: train items at valid, train+valid items at test"
+        )

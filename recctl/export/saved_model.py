@@ -1,0 +1,102 @@
+"""The SavedModel export: a TensorFlow Serving version folder that speaks original ids.
+
+Signatures (docs/interface.md):
+  serving_default(user_id: string[B]) -> item_ids: string[B, k], scores: float32[B, k]
+      top-k items for each user, the user's seen items (train, valid and test) left out;
+      an unknown user gets the most popular items.
+  score(user_id: string[B], item_ids: string[B, C]) -> scores: float32[B, C]
+      the model's scores of the given items (unknown items score -inf).
+The Keras model, the id maps and the seen-items lists are all inside the SavedModel, so it loads
+with plain `tf.saved_model.load` (or TF Serving) in a process that never imports recctl.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from recctl.data.snapshot import CSR
+
+
+class ServingModule(tf.Module):
+    def __init__(
+        self, model, user_ids: np.ndarray, item_ids: np.ndarray, seen: CSR, popularity: np.ndarray, k: int
+    ):
+        super().__init__()
+        self.model = model
+        self.k = int(min(k, len(item_ids)))
+        self.n_items = len(item_ids)
+        self.user_table = tf.lookup.StaticHashTable(
+            tf.lookup.KeyValueTensorInitializer(
+                tf.constant(user_ids.astype(str)), tf.range(len(user_ids), dtype=tf.int64)
+            ),
+            default_value=-1,
+        )
+        self.item_table = tf.lookup.StaticHashTable(
+            tf.lookup.KeyValueTensorInitializer(
+                tf.constant(item_ids.astype(str)), tf.range(len(item_ids), dtype=tf.int64)
+            ),
+            default_value=-1,
+        )
+        self.item_ids = tf.Variable(item_ids.astype(str), trainable=False, dtype=tf.string)
+        self.seen_indptr = tf.Variable(seen.indptr.astype(np.int64), trainable=False)
+        self.seen_items = tf.Variable(seen.indices.astype(np.int64), trainable=False)
+        self.popularity = tf.Variable(popularity.astype(np.float32), trainable=False)
+
+    def _user_index(self, user_id):
+        index = self.user_table.lookup(user_id)
+        return index, index >= 0, tf.cast(tf.maximum(index, 0), tf.int32)
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="user_id")])
+    def serve(self, user_id):
+        index, known, safe = self._user_index(user_id)
+        scores = tf.cast(self.model.score_all(safe), tf.float32)
+        scores = tf.where(known[:, None], scores, self.popularity[None, :])
+        starts = tf.gather(self.seen_indptr, tf.cast(safe, tf.int64))
+        ends = tf.gather(self.seen_indptr, tf.cast(safe, tf.int64) + 1)
+        lengths = tf.where(known, ends - starts, tf.zeros_like(starts))
+        rows = tf.repeat(tf.range(tf.shape(user_id)[0], dtype=tf.int64), lengths)
+        positions = tf.ragged.range(starts, starts + lengths).flat_values
+        items = tf.gather(self.seen_items, positions)
+        scores = tf.tensor_scatter_nd_update(
+            scores, tf.stack([rows, items], axis=1), tf.fill(tf.shape(rows), tf.constant(-np.inf, tf.float32))
+        )
+        top = tf.math.top_k(scores, k=self.k, sorted=True)
+        return {"item_ids": tf.gather(self.item_ids, top.indices), "scores": top.values}
+
+    @tf.function(
+        input_signature=[
+            tf.TensorSpec([None], tf.string, name="user_id"),
+            tf.TensorSpec([None, None], tf.string, name="item_ids"),
+        ]
+    )
+    def score(self, user_id, item_ids):
+        _, known, safe = self._user_index(user_id)
+        item_index = self.item_table.lookup(item_ids)
+        all_scores = tf.cast(self.model.score_all(safe), tf.float32)
+        all_scores = tf.where(known[:, None], all_scores, self.popularity[None, :])
+        picked = tf.gather(all_scores, tf.cast(tf.maximum(item_index, 0), tf.int32), batch_dims=1)
+        return {"scores": tf.where(item_index >= 0, picked, tf.constant(-np.inf, tf.float32))}
+
+
+def write_saved_model(model, snapshot, folder: Path, k: int) -> dict:
+    """Write the SavedModel into `folder` (a staging folder); returns the signature description."""
+    seen = snapshot.csr("train", "valid", "test")
+    module = ServingModule(model, snapshot.user_ids, snapshot.item_ids, seen, snapshot.item_popularity(), k)
+    tf.saved_model.save(
+        module,
+        str(folder),
+        signatures={"serving_default": module.serve, "score": module.score},
+    )
+    return {
+        "serving_default": {
+            "inputs": {"user_id": "string[batch]"},
+            "outputs": {"item_ids": f"string[batch, {module.k}]", "scores": f"float32[batch, {module.k}]"},
+        },
+        "score": {
+            "inputs": {"user_id": "string[batch]", "item_ids": "string[batch, n]"},
+            "outputs": {"scores": "float32[batch, n]"},
+        },
+    }

@@ -1,0 +1,125 @@
+"""The model contract every recctl model follows, whatever its family.
+
+A model (1) trains on the examples its *input kind* needs and (2) scores every item for a batch
+of user contexts: ``score_all(context) -> [batch, n_items]``. Evaluation, recommend and export use
+only (2), so all families are compared on the same split, candidates and metrics, and exported
+the same way. The input kind is part of the class (``IdRecommender``; the sequence and
+user-vector kinds join it with their families), never a string switch elsewhere.
+
+Data-derived arguments (catalogue sizes, side-feature vocabularies) arrive as constructor
+arguments; data-derived tables (side features, popularity counts) as non-trainable weights set by
+``load_tables``, so a saved ``.keras`` file is self-contained and reloads in safe mode.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import keras
+from keras import ops
+
+
+def check_positive(name: str, value: Any, allow_zero: bool = False) -> None:
+    """Reject a bad hyperparameter at once, naming the argument and the value received."""
+    ok = value >= 0 if allow_zero else value > 0
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not ok:
+        bound = "non-negative" if allow_zero else "positive"
+        raise ValueError(f"{name} should be {bound}. Received: {name}={value!r}")
+
+
+def check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ValueError(f"{name} should be one of {', '.join(choices)}. Received: {name}={value!r}")
+
+
+class Recommender(keras.Model):
+    """Base of every model: catalogue sizes and the scoring contract."""
+
+    input_kind: ClassVar[str] = ""
+    needs_training: ClassVar[bool] = True
+    # What `trainer.jit_compile=auto` means for this family: XLA where it was measured to help on CPU.
+    jit_compile_default: ClassVar[bool] = True
+
+    def __init__(self, n_users: int, n_items: int, **kwargs):
+        super().__init__(**kwargs)
+        check_positive("n_users", n_users)
+        check_positive("n_items", n_items)
+        self.n_users = int(n_users)
+        self.n_items = int(n_items)
+
+    @property
+    def emits_probabilities(self) -> bool:
+        """True when sigmoid(scores) are calibrated click/interaction probabilities."""
+        return False
+
+    def score_all(self, context):
+        """Scores of every item for a batch of user contexts: [batch, n_items]."""
+        raise NotImplementedError
+
+    def training_loss(self) -> keras.losses.Loss:
+        raise NotImplementedError
+
+    def load_tables(self, tables: dict[str, Any]) -> None:
+        """Copy data-derived tables (side features, counts) into non-trainable weights."""
+
+    def scoring_batch_size(self, requested: int) -> int:
+        """How many contexts `score_all` should take at once (models with big per-pair work cap it)."""
+        return requested
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config.update(n_users=self.n_users, n_items=self.n_items)
+        return config
+
+
+class IdRecommender(Recommender):
+    """Scores (user index, item index) pairs.
+
+    Training examples: ``{"user": [B], "items": [B, 1 + num_negatives]}`` with the positive item
+    first and sampled negatives after it; labels ``[B, 1 + num_negatives]`` (1 then 0s).
+    Context for scoring: a batch of user indexes ``[B]``.
+    """
+
+    input_kind: ClassVar[str] = "id"
+    supported_losses: ClassVar[tuple[str, ...]] = ("bpr", "softmax", "bce")
+
+    def __init__(self, n_users: int, n_items: int, loss: str = "bpr", num_negatives: int = 1, **kwargs):
+        super().__init__(n_users, n_items, **kwargs)
+        check_choice("loss", loss, self.supported_losses)
+        check_positive("num_negatives", num_negatives)
+        self.loss_name = loss
+        self.num_negatives = int(num_negatives)
+
+    @property
+    def emits_probabilities(self) -> bool:
+        return self.loss_name == "bce"
+
+    def training_loss(self) -> keras.losses.Loss:
+        return ranking_loss(self.loss_name)
+
+    def score_pairs(self, users, items):
+        """Scores of given items [B, C] for users [B] (the same function training uses)."""
+        return self({"user": users, "items": items}, training=False)
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config.update(loss=self.loss_name, num_negatives=self.num_negatives)
+        return config
+
+
+def ranking_loss(name: str) -> keras.losses.Loss:
+    """bpr: pairwise logistic (BPR, via keras-rs); softmax: sampled softmax over the positive and
+    its negatives; bce: pointwise binary cross-entropy (calibrated probabilities)."""
+    if name == "bpr":
+        import keras_rs
+
+        return keras_rs.losses.PairwiseLogisticLoss()
+    if name == "softmax":
+        return keras.losses.CategoricalCrossentropy(from_logits=True)
+    if name == "bce":
+        return keras.losses.BinaryCrossentropy(from_logits=True)
+    raise ValueError(f"loss should be one of bpr, softmax, bce. Received: loss={name!r}")
+
+
+def gather_rows(table, index):
+    return ops.take(table, index, axis=0)

@@ -1,0 +1,277 @@
+"""Wide & Deep over ids and side features.
+
+Cheng et al., "Wide & Deep Learning for Recommender Systems" (DLRS 2016): a linear ("wide") part
+over sparse features and their crosses, plus an MLP ("deep") over dense embeddings of the same
+features, summed into one logit. Here the features are the user and item ids, every categorical
+side feature (embedded) and every numeric side feature (as is); the wide part has a weight per id
+and per category, a linear term on numeric features, and the cross of each user categorical
+feature with the item's numeric features (e.g. gender x genre on MovieLens).
+Trained pointwise (binary cross-entropy) on each positive and `num_negatives` sampled items, so its
+sigmoid outputs are probabilities. Scoring the whole catalogue reuses the first MLP layer's
+linearity: W [u; i] = W_u u + W_i i, so the user and item halves are projected once and only
+the layers after it run per (user, item) pair.
+
+    model = WideDeep(n_users=943, n_items=1682, user_categorical=[8, 3], item_numeric=19)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import keras
+from keras import layers, ops
+
+from recctl.models.base import IdRecommender, check_positive
+
+
+@keras.saving.register_keras_serializable(package="recctl")
+class WideDeep(IdRecommender):
+    """XLA is off by default for this family: on CPU its many small embedding gathers made a
+    jit-compiled step 16x slower (41 s vs 2.6 s per ml-100k epoch, BENCHMARKS.md).
+
+    Args:
+    n_users, n_items: catalogue sizes (from the dataset).
+    user_categorical / item_categorical: vocabulary size of each categorical side feature
+        (code 0 = unknown), from the dataset.
+    user_numeric / item_numeric: number of numeric side features, from the dataset.
+    embedding_dim: size of the id embeddings.
+    feature_dim: size of each categorical feature's embedding.
+    hidden_units: widths of the deep MLP's layers.
+    dropout: dropout rate after each hidden layer.
+    loss / num_negatives: see IdRecommender (default bce with 4 sampled negatives).
+    """
+
+    jit_compile_default = False
+
+    def __init__(
+        self,
+        n_users: int,
+        n_items: int,
+        user_categorical: Sequence[int] = (),
+        item_categorical: Sequence[int] = (),
+        user_numeric: int = 0,
+        item_numeric: int = 0,
+        embedding_dim: int = 32,
+        feature_dim: int = 8,
+        hidden_units: Sequence[int] = (128, 64),
+        dropout: float = 0.1,
+        loss: str = "bce",
+        num_negatives: int = 4,
+        **kwargs,
+    ):
+        super().__init__(n_users, n_items, loss=loss, num_negatives=num_negatives, **kwargs)
+        check_positive("embedding_dim", embedding_dim)
+        check_positive("feature_dim", feature_dim)
+        if not hidden_units:
+            raise ValueError("hidden_units should list at least one layer width. Received: hidden_units=[]")
+        for width in hidden_units:
+            check_positive("hidden_units[*]", width)
+        if not 0 <= dropout < 1:
+            raise ValueError(f"dropout should be in [0, 1). Received: dropout={dropout!r}")
+        self.user_categorical = [int(v) for v in user_categorical]
+        self.item_categorical = [int(v) for v in item_categorical]
+        self.user_numeric = int(user_numeric)
+        self.item_numeric = int(item_numeric)
+        self.embedding_dim = int(embedding_dim)
+        self.feature_dim = int(feature_dim)
+        self.hidden_units = [int(v) for v in hidden_units]
+        self.dropout = float(dropout)
+
+        # Data-derived side-feature tables, filled by load_tables and saved with the weights.
+        self.user_cat_table = self.add_weight(
+            shape=(self.n_users, len(self.user_categorical)),
+            dtype="int32",
+            initializer="zeros",
+            trainable=False,
+            name="user_cat_table",
+        )
+        self.item_cat_table = self.add_weight(
+            shape=(self.n_items, len(self.item_categorical)),
+            dtype="int32",
+            initializer="zeros",
+            trainable=False,
+            name="item_cat_table",
+        )
+        self.user_num_table = self.add_weight(
+            shape=(self.n_users, self.user_numeric),
+            initializer="zeros",
+            trainable=False,
+            name="user_num_table",
+        )
+        self.item_num_table = self.add_weight(
+            shape=(self.n_items, self.item_numeric),
+            initializer="zeros",
+            trainable=False,
+            name="item_num_table",
+        )
+
+        emb_init = keras.initializers.RandomNormal(stddev=0.05)
+        self.user_id_embedding = layers.Embedding(
+            self.n_users, self.embedding_dim, embeddings_initializer=emb_init, name="user_id_embedding"
+        )
+        self.item_id_embedding = layers.Embedding(
+            self.n_items, self.embedding_dim, embeddings_initializer=emb_init, name="item_id_embedding"
+        )
+        self.user_cat_embeddings = [
+            layers.Embedding(v, self.feature_dim, embeddings_initializer=emb_init, name=f"user_cat_{j}")
+            for j, v in enumerate(self.user_categorical)
+        ]
+        self.item_cat_embeddings = [
+            layers.Embedding(v, self.feature_dim, embeddings_initializer=emb_init, name=f"item_cat_{j}")
+            for j, v in enumerate(self.item_categorical)
+        ]
+        # Wide part: one weight per id / category, linear numeric terms, user-category x item-numeric crosses.
+        self.user_id_wide = layers.Embedding(
+            self.n_users, 1, embeddings_initializer="zeros", name="user_id_wide"
+        )
+        self.item_id_wide = layers.Embedding(
+            self.n_items, 1, embeddings_initializer="zeros", name="item_id_wide"
+        )
+        self.user_cat_wide = [
+            layers.Embedding(v, 1, embeddings_initializer="zeros", name=f"user_cat_wide_{j}")
+            for j, v in enumerate(self.user_categorical)
+        ]
+        self.item_cat_wide = [
+            layers.Embedding(v, 1, embeddings_initializer="zeros", name=f"item_cat_wide_{j}")
+            for j, v in enumerate(self.item_categorical)
+        ]
+        self.cross_wide = (
+            [
+                layers.Embedding(
+                    v, max(self.item_numeric, 1), embeddings_initializer="zeros", name=f"cross_wide_{j}"
+                )
+                for j, v in enumerate(self.user_categorical)
+            ]
+            if self.item_numeric
+            else []
+        )
+        self.user_num_wide = layers.Dense(1, use_bias=False, kernel_initializer="zeros", name="user_num_wide")
+        self.item_num_wide = layers.Dense(1, use_bias=True, kernel_initializer="zeros", name="item_num_wide")
+
+        # Deep part: the first layer is split into a user half and an item half (see module doc).
+        first = self.hidden_units[0]
+        self.deep_user = layers.Dense(first, use_bias=False, name="deep_user")
+        self.deep_item = layers.Dense(first, use_bias=True, name="deep_item")
+        self.deep_layers = [
+            layers.Dense(w, activation="relu", name=f"deep_{j + 1}")
+            for j, w in enumerate(self.hidden_units[1:])
+        ]
+        self.deep_dropout = layers.Dropout(self.dropout)
+        self.deep_out = layers.Dense(1, name="deep_out")
+        self._build_layers()
+        self.built = True
+
+    def _build_layers(self):
+        for layer in [
+            self.user_id_embedding,
+            self.item_id_embedding,
+            self.user_id_wide,
+            self.item_id_wide,
+            *self.user_cat_embeddings,
+            *self.item_cat_embeddings,
+            *self.user_cat_wide,
+            *self.item_cat_wide,
+            *self.cross_wide,
+        ]:
+            layer.build((None,))
+        self.user_num_wide.build((None, max(self.user_numeric, 1)))
+        self.item_num_wide.build((None, max(self.item_numeric, 1)))
+        user_width = self.embedding_dim + self.feature_dim * len(self.user_categorical) + self.user_numeric
+        item_width = self.embedding_dim + self.feature_dim * len(self.item_categorical) + self.item_numeric
+        self.deep_user.build((None, user_width))
+        self.deep_item.build((None, item_width))
+        width = self.hidden_units[0]
+        for layer, out in zip(self.deep_layers, self.hidden_units[1:], strict=True):
+            layer.build((None, width))
+            width = out
+        self.deep_out.build((None, width))
+
+    def load_tables(self, tables):
+        self.user_cat_table.assign(tables["user_categorical"])
+        self.item_cat_table.assign(tables["item_categorical"])
+        self.user_num_table.assign(tables["user_numeric"])
+        self.item_num_table.assign(tables["item_numeric"])
+
+    def scoring_batch_size(self, requested: int) -> int:
+        # each (user, item) pair carries a hidden_units[0]-wide activation: keep a batch near 2^25 floats
+        return max(1, min(requested, (1 << 25) // max(1, self.n_items * self.hidden_units[0])))
+
+    # -- the two halves of every feature: (deep input, wide logit, categorical codes) per side
+    def _side(self, index, who: str):
+        if who == "user":
+            id_emb, id_wide, cat_table, num_table = (
+                self.user_id_embedding,
+                self.user_id_wide,
+                self.user_cat_table,
+                self.user_num_table,
+            )
+            cat_embs, cat_wide, n_num, num_wide = (
+                self.user_cat_embeddings,
+                self.user_cat_wide,
+                self.user_numeric,
+                self.user_num_wide,
+            )
+        else:
+            id_emb, id_wide, cat_table, num_table = (
+                self.item_id_embedding,
+                self.item_id_wide,
+                self.item_cat_table,
+                self.item_num_table,
+            )
+            cat_embs, cat_wide, n_num, num_wide = (
+                self.item_cat_embeddings,
+                self.item_cat_wide,
+                self.item_numeric,
+                self.item_num_wide,
+            )
+        parts = [id_emb(index)]
+        wide = ops.squeeze(id_wide(index), -1)
+        codes = ops.take(cat_table, index, axis=0) if cat_embs else None
+        for j, (emb, w) in enumerate(zip(cat_embs, cat_wide, strict=True)):
+            parts.append(emb(codes[..., j]))
+            wide = wide + ops.squeeze(w(codes[..., j]), -1)
+        numeric = None
+        if n_num:
+            numeric = ops.take(num_table, index, axis=0)
+            parts.append(numeric)
+            wide = wide + ops.squeeze(num_wide(numeric), -1)
+        elif who == "item":
+            wide = wide + ops.squeeze(self.item_num_wide.bias, -1)
+        return ops.concatenate(parts, axis=-1), wide, codes, numeric
+
+    def _logits(self, user_deep, user_wide, user_codes, item_deep, item_wide, item_numeric, training):
+        """user_*: [B, ...]; item_*: [B, C, ...] or [1, N, ...] (broadcast over users)."""
+        hidden = ops.relu(ops.expand_dims(self.deep_user(user_deep), 1) + self.deep_item(item_deep))
+        for layer in self.deep_layers:
+            hidden = layer(self.deep_dropout(hidden, training=training))
+        logits = ops.squeeze(self.deep_out(self.deep_dropout(hidden, training=training)), -1)
+        logits = logits + ops.expand_dims(user_wide, 1) + item_wide
+        for j, cross in enumerate(self.cross_wide):  # user category j x item numeric features
+            weights = cross(user_codes[:, j])  # [B, item_numeric]
+            logits = logits + ops.sum(ops.expand_dims(weights, 1) * item_numeric, axis=-1)
+        return logits
+
+    def call(self, inputs, training=False):
+        user_deep, user_wide, user_codes, _ = self._side(inputs["user"], "user")
+        item_deep, item_wide, _, item_numeric = self._side(inputs["items"], "item")
+        return self._logits(user_deep, user_wide, user_codes, item_deep, item_wide, item_numeric, training)
+
+    def score_all(self, users):
+        user_deep, user_wide, user_codes, _ = self._side(users, "user")
+        all_items = ops.expand_dims(ops.arange(self.n_items, dtype="int32"), 0)
+        item_deep, item_wide, _, item_numeric = self._side(all_items, "item")
+        return self._logits(user_deep, user_wide, user_codes, item_deep, item_wide, item_numeric, False)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            user_categorical=self.user_categorical,
+            item_categorical=self.item_categorical,
+            user_numeric=self.user_numeric,
+            item_numeric=self.item_numeric,
+            embedding_dim=self.embedding_dim,
+            feature_dim=self.feature_dim,
+            hidden_units=self.hidden_units,
+            dropout=self.dropout,
+        )
+        return config

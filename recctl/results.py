@@ -1,0 +1,25 @@
+"""The result every command returns: the `--json` object of docs/interface.md.
+
+Every key of the schema is always present (null when it does not apply), so scripts can index
+without guarding.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def new_result(command: str) -> dict[str, Any]:
+    return {
+        "command": command,
+        "status": "ok",
+        "run_dir": None,
+        "export_dir": None,
+        "dataset": None,
+        "model": None,
+        "metrics": {"valid": None, "test": None},
+        "baseline": {"pop": {"valid": None, "test": None}},
+        "protocol": None,
+        "seconds": {"total": None, "fit": None, "per_epoch": None, "epochs": None},
+        "error": None,
+    }

@@ -1,0 +1,181 @@
+"""Run one recctl command as a Hydra application and turn its outcome into an exit code.
+
+Hydra composes the config (overrides, -m, --cfg, --config-dir ... all work) and calls `_task` once
+per job. `_task` never lets an exception escape: it reports a one-line error, records the job's
+outcome and, in a multirun, lets the other jobs go on. Exceptions that do escape `hydra.main` are
+Hydra's own composition errors (bad option, unknown key, wrong type): usage errors, exit code 2.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+import time
+import traceback
+from importlib import import_module
+from pathlib import Path
+from typing import Any
+
+from recctl import console
+from recctl.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_RUNTIME, EXIT_SWEEP_FAILED, EXIT_USAGE, RecctlError
+
+_STATUS_BY_CODE = {EXIT_OK: "ok", 3: "gate_failed", EXIT_INTERRUPTED: "interrupted"}
+
+
+class _Outcomes:
+    """What the jobs of one invocation ended with (one entry per job run in this process)."""
+
+    def __init__(self) -> None:
+        self.jobs: list[tuple[int, dict[str, Any]]] = []
+        self.multirun = False
+
+
+def run_command(name: str, args: list[str], json_output: bool = False) -> int:
+    console.set_json_mode(json_output)
+    os.environ["HYDRA_FULL_ERROR"] = "1"  # let composition errors reach us, so we print one line
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+    import hydra
+
+    import recctl.config  # noqa: F401  (registers the structured-config schemas)
+    from recctl.confdir import conf_dir
+
+    outcomes = _Outcomes()
+
+    @hydra.main(config_path=str(conf_dir()), config_name=name, version_base="1.3")
+    def _entry(cfg):
+        return _task(name, cfg, outcomes)
+
+    saved_argv = sys.argv
+    sys.argv = [f"recctl-{name}", *args]
+    try:
+        _entry()
+    except SystemExit as exc:  # Hydra's own exits (--help, --info ...)
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else EXIT_USAGE)
+        if code != 0:
+            return EXIT_USAGE
+    except KeyboardInterrupt:
+        console.error("interrupted")
+        return EXIT_INTERRUPTED
+    except Exception as exc:  # composition errors: bad option, unknown key, wrong type, bad override
+        console.error(_compact_hydra_error(exc))
+        if json_output:
+            result = {"command": name, "status": "failed", "error": _compact_hydra_error(exc)}
+            console.emit_json(result)
+        return EXIT_USAGE
+    finally:
+        sys.argv = saved_argv
+
+    if not outcomes.jobs:
+        return EXIT_OK  # --cfg job, --info, hydra --help: nothing ran
+    if outcomes.multirun:
+        return _finish_sweep(name, outcomes)
+    return outcomes.jobs[-1][0]
+
+
+def _task(name: str, cfg, outcomes: _Outcomes) -> Any:
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    from recctl.results import new_result
+
+    hydra_cfg = HydraConfig.get()
+    outcomes.multirun = hydra_cfg.mode == RunMode.MULTIRUN
+    job_dir = Path(hydra_cfg.runtime.output_dir)
+    start = time.perf_counter()
+    result = new_result(name)
+    try:
+        if name in ("train", "evaluate", "export", "recommend"):
+            from recctl.tfenv import import_tensorflow
+
+            import_tensorflow()
+        command = import_module(f"recctl.commands.{name}")
+        result = command.run(cfg, result)
+        code = EXIT_OK
+    except RecctlError as exc:
+        code = exc.exit_code
+        result["error"] = str(exc)
+        console.error(str(exc))
+    except KeyboardInterrupt:
+        code = EXIT_INTERRUPTED
+        result["error"] = "interrupted"
+        console.error("interrupted: the last checkpoint is kept")
+    except Exception as exc:  # a bug or an environment failure: one line, details in a log file
+        code = EXIT_RUNTIME
+        message = f"{type(exc).__name__}: {exc}".strip().splitlines()[0]
+        result["error"] = message
+        where = _write_error_log(result.get("run_dir") or (job_dir if name == "train" else None))
+        console.error(message + (f" (traceback in {where})" if where else ""))
+    result["status"] = _STATUS_BY_CODE.get(code, "failed")
+    result["seconds"]["total"] = round(time.perf_counter() - start, 3)
+    if name == "train" and code not in (EXIT_OK, 3) and result.get("run_dir"):
+        _mark_failed(result)
+    outcomes.jobs.append((code, result))
+    if console.json_mode() and not outcomes.multirun:
+        console.emit_json(result)
+    return _sweep_value(result)
+
+
+def _sweep_value(result: dict) -> float | None:
+    """What a sweeper optimises: the validation value of the monitored metric (None when failed)."""
+    valid = (result.get("metrics") or {}).get("valid") or {}
+    return valid.get(result.get("_monitor") or "ndcg@10") if result["status"] == "ok" else None
+
+
+def _finish_sweep(name: str, outcomes: _Outcomes) -> int:
+    failed = [r for code, r in outcomes.jobs if code != EXIT_OK]
+    if console.json_mode():
+        console.emit_json(
+            {
+                "command": name,
+                "status": "failed" if failed else "ok",
+                "sweep_dir": str(Path(outcomes.jobs[0][1].get("run_dir") or ".").parent),
+                "jobs": [r for _, r in outcomes.jobs],
+            }
+        )
+    if failed:
+        console.error(f"{len(failed)} of {len(outcomes.jobs)} sweep jobs failed")
+        return EXIT_SWEEP_FAILED
+    return EXIT_OK
+
+
+def _mark_failed(result: dict) -> None:
+    from recctl.artifacts import update_manifest
+
+    try:
+        status = "interrupted" if result.get("status") == "interrupted" else "failed"
+        update_manifest(Path(result["run_dir"]), status=status, error=result.get("error"))
+    except OSError:
+        pass
+
+
+def _write_error_log(folder) -> str | None:
+    if folder is None:
+        return None
+    try:
+        path = Path(folder) / "error.log"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(traceback.format_exc())
+        return str(path)
+    except OSError:
+        return None
+
+
+def _compact_hydra_error(exc: BaseException) -> str:
+    """Hydra's messages span many lines (search paths, hints); keep what names the problem."""
+    text = str(exc)
+    cause = exc.__cause__
+    if cause is not None and str(cause) and str(cause) not in text:
+        text = f"{text}: {cause}"
+    text = text.split("Config search path")[0]
+    text = re.sub(r"\n\s*full_key:.*", "", text)
+    text = re.sub(r"\n\s*(object_type|reference_type)=.*", "", text)
+    text = re.sub(r"Available options in '([^']+)':\s*", r". Available options in '\1': ", text)
+    parts = [p.strip() for p in re.split(r"[\n\t]+", text) if p.strip()]
+    out = " ".join(parts)
+    out = re.sub(
+        r"(Available options in '[^']+': )(.*)$", lambda m: m.group(1) + ", ".join(m.group(2).split()), out
+    )
+    return re.sub(r"\s+\.", ".", re.sub(r"\s+", " ", out)).strip()

@@ -1,0 +1,101 @@
+"""Typed views of the config sections a command reads, validated before any data is touched."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from omegaconf import OmegaConf
+
+from recctl.config import EvaluationConfig, ExportConfig, Paths, StrategyConfig, TrainerConfig
+from recctl.errors import ConfigError
+from recctl.evaluation.metrics import NAMES
+
+
+def _merge(schema, section: Any, name: str):
+    try:
+        return OmegaConf.merge(OmegaConf.structured(schema), section if section is not None else {})
+    except Exception as exc:
+        raise ConfigError(f"{name}: {str(exc).splitlines()[0]}") from None
+
+
+def _check(ok: bool, message: str) -> None:
+    if not ok:
+        raise ConfigError(message)
+
+
+def paths(cfg) -> Paths:
+    return _merge(Paths, cfg.get("paths"), "paths")
+
+
+def seed(cfg) -> int:
+    value = cfg.get("seed", 42)
+    _check(
+        isinstance(value, int) and not isinstance(value, bool) and value >= 0,
+        f"seed must be a non-negative integer. Received: {value!r}",
+    )
+    return value
+
+
+def trainer(cfg) -> TrainerConfig:
+    t = _merge(TrainerConfig, cfg.get("trainer"), "trainer")
+    _check(t.epochs >= 1, f"trainer.epochs must be >= 1. Received: {t.epochs}")
+    _check(t.batch_size >= 1, f"trainer.batch_size must be >= 1. Received: {t.batch_size}")
+    _check(t.patience >= 1, f"trainer.patience must be >= 1. Received: {t.patience}")
+    _check(
+        t.steps_per_execution >= 1,
+        f"trainer.steps_per_execution must be >= 1. Received: {t.steps_per_execution}",
+    )
+    _check(t.validate_every >= 1, f"trainer.validate_every must be >= 1. Received: {t.validate_every}")
+    _check(
+        t.jit_compile in (True, False, "auto"),
+        f"trainer.jit_compile must be true, false or auto. Received: {t.jit_compile!r}",
+    )
+    _check(
+        t.verbose in ("auto", "progress", "lines", "quiet"),
+        f"trainer.verbose must be auto, progress, lines or quiet. Received: {t.verbose!r}",
+    )
+    name, _, k = str(t.monitor).partition("@")
+    _check(
+        name in ("ndcg", "hr", "recall", "mrr", "precision", "map") and k.isdigit() and int(k) > 0,
+        f"trainer.monitor must look like ndcg@10 (a ranking metric at a cut-off). Received: {t.monitor!r}",
+    )
+    _check(t.lr_schedule is None, "trainer.lr_schedule is not supported yet: leave it null")
+    return t
+
+
+def evaluation(cfg) -> EvaluationConfig:
+    e = _merge(EvaluationConfig, cfg.get("evaluation"), "evaluation")
+    _check(
+        len(e.ks) > 0 and all(k >= 1 for k in e.ks),
+        f"evaluation.ks must be positive cut-offs. Received: {list(e.ks)}",
+    )
+    unknown = [m for m in e.metrics if m not in NAMES]
+    _check(not unknown, f"evaluation.metrics: unknown {unknown}; known: {', '.join(NAMES)}")
+    _check(e.batch_size >= 1, f"evaluation.batch_size must be >= 1. Received: {e.batch_size}")
+    _check(
+        e.logloss_negatives is None or e.logloss_negatives >= 1,
+        f"evaluation.logloss_negatives must be >= 1 (or null). Received: {e.logloss_negatives}",
+    )
+    return e
+
+
+def strategy(cfg) -> StrategyConfig:
+    s = _merge(StrategyConfig, cfg.get("strategy"), "strategy")
+    _check(s.name in ("auto", "cpu"), f"strategy.name must be auto or cpu. Received: {s.name!r}")
+    return s
+
+
+def export(cfg) -> ExportConfig:
+    e = _merge(ExportConfig, cfg.get("export"), "export")
+    _check(
+        e.format in ("saved_model",),
+        f"export.format must be saved_model (keras, onnx, litert come later). Received: {e.format!r}",
+    )
+    _check(e.k >= 1, f"export.k must be >= 1. Received: {e.k}")
+    if e.name is not None:
+        _check(
+            e.name.replace("-", "").replace("_", "").replace(".", "").isalnum()
+            and not e.name.startswith("."),
+            f"export.name must be letters, digits, '-', '_' or '.'. Received: {e.name!r}",
+        )
+    return e

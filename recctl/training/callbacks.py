@@ -1,0 +1,129 @@
+"""Keras callbacks recctl adds to every fit: ranking validation with early stopping, epoch lines,
+per-epoch checkpoints."""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from recctl import console
+
+
+class RankingValidation(keras.callbacks.Callback):
+    """Full-ranking validation every `every` epochs; early stopping and best-weight restoring on `monitor`.
+
+    Writes `val_<metric>` into the epoch logs so history.csv, TensorBoard and the epoch lines see it.
+    """
+
+    def __init__(
+        self,
+        evaluate_fn,
+        monitor: str,
+        patience: int,
+        min_delta: float,
+        early_stopping: bool,
+        restore_best: bool,
+        every: int = 1,
+    ):
+        super().__init__()
+        self.evaluate_fn = evaluate_fn
+        self.monitor = monitor
+        self.patience = patience
+        self.min_delta = min_delta
+        self.early_stopping = early_stopping
+        self.restore_best = restore_best
+        self.every = max(1, every)
+        self.best = -math.inf
+        self.best_epoch = -1
+        self.best_weights = None
+        self.wait = 0
+        self.stopped_early = False
+        self.seconds = 0.0
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs if logs is not None else {}
+        if (epoch + 1) % self.every:
+            return
+        start = time.perf_counter()
+        metrics = self.evaluate_fn()
+        self.seconds += time.perf_counter() - start
+        for key, value in metrics.items():
+            logs[f"val_{key}"] = value
+        value = metrics[self.monitor]
+        if value > self.best + self.min_delta:
+            self.best, self.best_epoch, self.wait = value, epoch, 0
+            if self.restore_best:
+                self.best_weights = self.model.get_weights()
+        else:
+            self.wait += 1
+            if self.early_stopping and self.wait >= self.patience:
+                self.stopped_early = True
+                self.model.stop_training = True
+
+    def on_train_end(self, logs=None):
+        if self.restore_best and self.best_weights is not None:
+            self.model.set_weights(self.best_weights)
+
+
+class EpochLines(keras.callbacks.Callback):
+    """One plain line per epoch (used when stdout is not a terminal, or with --json on stderr)."""
+
+    def __init__(self, epochs: int):
+        super().__init__()
+        self.epochs = epochs
+        self.start = 0.0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        parts = [f"epoch {epoch + 1}/{self.epochs}", f"{time.perf_counter() - self.start:.1f}s"]
+        parts += [f"{k}={_fmt(v)}" for k, v in logs.items() if k == "loss" or k.startswith("val_")]
+        console.info("  ".join(parts))
+
+
+class EpochCheckpoint(keras.callbacks.Callback):
+    """Saves the model (with optimizer state) to checkpoints/last.keras after every epoch, atomically."""
+
+    def __init__(self, folder: Path):
+        super().__init__()
+        self.folder = Path(folder)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.folder.mkdir(parents=True, exist_ok=True)
+        tmp = self.folder / ".last.tmp.keras"
+        self.model.save(tmp)
+        tmp.replace(self.folder / "last.keras")
+        (self.folder / "last_epoch.txt").write_text(f"{epoch + 1}\n")
+
+
+class NanGuard(keras.callbacks.Callback):
+    """Stops at the first NaN/inf loss and remembers where (TerminateOnNaN, with the reason kept)."""
+
+    def __init__(self):
+        super().__init__()
+        self.nan_epoch: int | None = None
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not np.isfinite(float(loss)):
+            self.nan_epoch = -1
+            self.model.stop_training = True
+
+    def on_epoch_end(self, epoch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not np.isfinite(float(loss)):
+            self.nan_epoch = epoch + 1
+            self.model.stop_training = True
+
+
+def _fmt(value) -> str:
+    try:
+        return f"{float(value):.4f}"
+    except (TypeError, ValueError):
+        return str(value)

@@ -1,0 +1,133 @@
+"""Fit a model on a snapshot: compile, input pipeline, callbacks, timing. Returns the fitted model."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from recctl import console
+from recctl.data.pipelines import id_training_dataset
+from recctl.data.snapshot import Snapshot
+from recctl.errors import ConfigError, RecctlError
+from recctl.evaluation.ranking import evaluate_split
+from recctl.training.callbacks import EpochCheckpoint, EpochLines, NanGuard, RankingValidation
+from recctl.training.factory import build_model, build_optimizer
+from recctl.training.strategy import make_strategy
+
+
+@dataclass
+class FitResult:
+    model: keras.Model
+    history: dict[str, list[float]] = field(default_factory=dict)
+    fit_seconds: float = 0.0
+    epochs: int = 0
+    best_epoch: int | None = None
+    stopped_early: bool = False
+    validation_seconds: float = 0.0
+
+
+def seed_everything(seed: int, deterministic: bool) -> None:
+    keras.utils.set_random_seed(seed)
+    if deterministic:
+        tf.config.experimental.enable_op_determinism()
+
+
+def fit(cfg, trainer, snapshot: Snapshot, run_dir: Path) -> FitResult:
+    seed_everything(int(cfg.seed), trainer.deterministic)
+    strategy = make_strategy(cfg.strategy)
+    with strategy.scope():
+        model = build_model(cfg.model, snapshot)
+        if not model.needs_training:
+            return FitResult(model=model)
+        optimizer = build_optimizer(cfg.optimizer)
+        jit = trainer.jit_compile if trainer.jit_compile in (True, False) else model.jit_compile_default
+        model.compile(
+            optimizer=optimizer,
+            loss=model.training_loss(),
+            jit_compile=jit,
+            steps_per_execution=int(trainer.steps_per_execution),
+        )
+    dataset = _training_data(model, snapshot, trainer, int(cfg.seed))
+
+    monitor = trainer.monitor
+    k = int(monitor.split("@")[1])
+    name = monitor.split("@")[0]
+    score_fn = _score_function(model)
+    batch = model.scoring_batch_size(int(cfg.evaluation.batch_size))
+
+    def validate():
+        return evaluate_split(
+            score_fn, snapshot, "valid", [k], sorted({name, "ndcg", "hr"}), batch, with_auc=False
+        )
+
+    validation = RankingValidation(
+        validate,
+        monitor,
+        trainer.patience,
+        trainer.min_delta,
+        trainer.early_stopping,
+        trainer.restore_best,
+        trainer.validate_every,
+    )
+    nan_guard = NanGuard()
+    callbacks: list[keras.callbacks.Callback] = [
+        nan_guard,
+        validation,
+        keras.callbacks.CSVLogger(str(run_dir / "history.csv")),
+    ]
+    if cfg.logger.get("name") == "tensorboard":
+        callbacks.append(keras.callbacks.TensorBoard(log_dir=str(run_dir / "tensorboard"), write_graph=False))
+    if trainer.checkpoint:
+        callbacks.append(EpochCheckpoint(run_dir / "checkpoints"))
+    verbose = _verbosity(trainer.verbose)
+    if verbose == 0 and trainer.verbose != "quiet":
+        callbacks.append(EpochLines(int(trainer.epochs)))
+
+    start = time.perf_counter()
+    history = model.fit(
+        dataset, epochs=int(trainer.epochs), callbacks=callbacks, verbose=verbose, shuffle=False
+    )
+    fit_seconds = time.perf_counter() - start
+    if nan_guard.nan_epoch is not None:
+        where = f"epoch {nan_guard.nan_epoch}" if nan_guard.nan_epoch > 0 else "the first epoch"
+        raise RecctlError(
+            f"training loss became NaN in {where}: stopped (try a lower optimizer.learning_rate)"
+        )
+    epochs = len(history.history.get("loss", []))
+    return FitResult(
+        model=model,
+        history={k: [float(v) for v in vals] for k, vals in history.history.items()},
+        fit_seconds=fit_seconds,
+        epochs=epochs,
+        best_epoch=validation.best_epoch + 1 if validation.best_epoch >= 0 else None,
+        stopped_early=validation.stopped_early,
+        validation_seconds=validation.seconds,
+    )
+
+
+def _training_data(model, snapshot: Snapshot, trainer, seed: int) -> tf.data.Dataset:
+    if model.input_kind == "id":
+        users, items = snapshot.pairs("train")
+        if len(users) == 0:
+            raise RecctlError("the training split is empty")
+        return id_training_dataset(
+            users, items, snapshot.n_items, int(trainer.batch_size), model.num_negatives, seed
+        )
+    raise ConfigError(f"no input pipeline for input kind {model.input_kind!r}")
+
+
+def _score_function(model):
+    """A compiled `score_all` (numpy users in, scores tensor out)."""
+    compiled = tf.function(model.score_all, reduce_retracing=True)
+    return lambda users: compiled(tf.constant(np.asarray(users, dtype=np.int32)))
+
+
+def _verbosity(setting: str) -> int:
+    if setting == "progress" or (setting == "auto" and console.interactive()):
+        return 1
+    return 0

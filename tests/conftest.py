@@ -1,0 +1,74 @@
+"""Shared fixtures: where the real datasets are, and how to run recctl as a user would (a subprocess)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+# Tiny synthetic data and short training: the end-to-end tests exercise every stage in seconds.
+TINY = [
+    "dataset.synthetic.n_users=300",
+    "dataset.synthetic.n_items=150",
+    "dataset.synthetic.mean_interactions=25",
+    "trainer.batch_size=256",
+]
+
+
+def datasets_root() -> Path:
+    """`../shared/datasets` beside the repo, or $RECCTL_DATASETS (a folder containing ml-100k/)."""
+    return Path(os.environ.get("RECCTL_DATASETS", REPO.parent / "shared" / "datasets"))
+
+
+@pytest.fixture(scope="session")
+def ml100k_dir() -> Path:
+    folder = datasets_root() / "ml-100k"
+    if not (folder / "u.data").is_file():
+        message = (
+            f"MovieLens 100K not found at {folder} (set RECCTL_DATASETS to a folder containing ml-100k/)"
+        )
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    return folder
+
+
+def recctl(
+    *args: str, cwd: Path, timeout: float = 600, env: dict | None = None
+) -> subprocess.CompletedProcess:
+    """Run the installed CLI exactly as a user's shell would, capturing its output."""
+    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    full_env.pop("HYDRA_FULL_ERROR", None)
+    return subprocess.run(
+        [sys.executable, "-m", "recctl", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=full_env,
+    )
+
+
+def recctl_json(*args: str, cwd: Path, expect: int = 0, **kw) -> dict:
+    proc = recctl("--json", *args, cwd=cwd, **kw)
+    assert proc.returncode == expect, (
+        f"exit {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+    )
+    lines = [line for line in proc.stdout.splitlines() if line.strip()]
+    assert len(lines) == 1, f"--json must print exactly one line on stdout, got:\n{proc.stdout}"
+    return json.loads(lines[0])
+
+
+@pytest.fixture(scope="session")
+def trained_workdir(tmp_path_factory) -> Path:
+    """One tiny mf run (trained, evaluated) shared by the evaluate / export / recommend tests."""
+    work = tmp_path_factory.mktemp("work")
+    result = recctl_json("train", *TINY, "trainer.epochs=4", "optimizer.learning_rate=0.01", cwd=work)
+    assert result["status"] == "ok"
+    return work

@@ -1,0 +1,229 @@
+"""End to end, as a user runs it: `recctl` subprocesses in a temporary folder on tiny synthetic data."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import TINY, recctl, recctl_json
+
+SCHEMA_KEYS = {
+    "command",
+    "status",
+    "run_dir",
+    "export_dir",
+    "dataset",
+    "model",
+    "metrics",
+    "baseline",
+    "protocol",
+    "seconds",
+}
+
+
+def test_train_writes_a_complete_run(trained_workdir: Path):
+    runs = list((trained_workdir / "outputs" / "runs").iterdir())
+    assert len(runs) == 1
+    run = runs[0]
+    for name in ("config.yaml", "model.keras", "history.csv", "curves.png", "metrics.json", "manifest.json"):
+        assert (run / name).is_file(), name
+    assert any((run / "tensorboard").rglob("events.out.tfevents.*"))
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["status"] == "completed" and manifest["kind"] == "run"
+    assert manifest["environment"]["tensorflow"] and manifest["fingerprint"]
+    with open(run / "history.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 4 and "val_ndcg@10" in rows[0]
+    snapshot = Path(manifest["snapshot"])
+    assert snapshot.parent.name == "synthetic" and (snapshot / "manifest.json").is_file()
+
+
+def test_evaluate_latest_json_and_table(trained_workdir: Path):
+    result = recctl_json("evaluate", "run=latest", cwd=trained_workdir)
+    assert SCHEMA_KEYS <= set(result)
+    assert result["status"] == "ok" and result["command"] == "evaluate"
+    test = result["metrics"]["test"]
+    for k in (5, 10, 20):
+        for name in ("hr", "ndcg", "recall", "mrr"):
+            assert 0.0 <= test[f"{name}@{k}"] <= 1.0
+    assert set(result["baseline"]["pop"]["test"]) == set(test)
+    assert "full ranking" in result["protocol"] and "masked" in result["protocol"]
+    # the tiny model learned something a popularity ranking cannot
+    assert test["ndcg@10"] > result["baseline"]["pop"]["test"]["ndcg@10"]
+
+    proc = recctl("evaluate", "run=latest", cwd=trained_workdir)
+    assert proc.returncode == 0, proc.stderr
+    assert "pop test" in proc.stdout and "ndcg@10" in proc.stdout and "protocol:" in proc.stdout
+
+
+def test_quality_gate_exit_code(trained_workdir: Path):
+    failed = recctl_json(
+        "evaluate", "run=latest", "gate.metric=ndcg@10", "gate.min_lift=1000", cwd=trained_workdir, expect=3
+    )
+    assert failed["status"] == "gate_failed" and "gate" in failed["error"]
+    passed = recctl("evaluate", "run=latest", "gate.metric=ndcg@10", "gate.min=0.0", cwd=trained_workdir)
+    assert passed.returncode == 0 and "quality gate passed" in passed.stdout
+
+
+def test_export_serves_the_same_top_k_in_a_fresh_process(trained_workdir: Path, tmp_path: Path):
+    first = recctl_json("export", "run=latest", cwd=trained_workdir)
+    second = recctl_json("export", "run=latest", "export.k=5", cwd=trained_workdir)
+    export_dir = Path(first["export_dir"])
+    assert export_dir.name == "1" and Path(second["export_dir"]).name == "2"
+    assert (export_dir / "saved_model.pb").is_file() and (export_dir / "README.md").is_file()
+
+    # The trained model's own top-10 (seen items masked), computed through recctl.
+    expected_file = tmp_path / "expected.json"
+    subprocess.run(
+        [sys.executable, "-c", _EXPECTED_TOPK, first["run_dir"], str(expected_file)],
+        cwd=trained_workdir,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    expected = json.loads(expected_file.read_text())
+    # A fresh process that never imports recctl loads the SavedModel and asks for the same users.
+    served = subprocess.run(
+        [sys.executable, "-c", _SERVE, str(export_dir), json.dumps(expected["users"])],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    got = json.loads(served.stdout.strip().splitlines()[-1])
+    assert not got["recctl_imported"]
+    for user, exp_items, exp_scores, items, scores in zip(
+        expected["users"], expected["items"], expected["scores"], got["items"], got["scores"], strict=True
+    ):
+        # same items; order may differ only among equal scores
+        assert sorted(items) == sorted(exp_items) or _equal_up_to_ties(
+            items, scores, exp_items, exp_scores
+        ), user
+        assert abs(scores[0] - exp_scores[0]) < 1e-4
+
+
+def _equal_up_to_ties(items, scores, exp_items, exp_scores) -> bool:
+    cut = scores[-1]
+    return [i for i, s in zip(items, scores, strict=True) if s > cut + 1e-6] == [
+        i for i, s in zip(exp_items, exp_scores, strict=True) if s > cut + 1e-6
+    ]
+
+
+_EXPECTED_TOPK = r"""
+import json, sys
+from pathlib import Path
+import numpy as np
+from recctl.tfenv import import_tensorflow
+tf = import_tensorflow()
+from recctl.runs import load_run
+from recctl.evaluation.report import score_function
+from recctl.evaluation.ranking import _mask_and_topk
+run = load_run(Path(sys.argv[1]))
+snap = run.snapshot
+users = np.arange(min(snap.n_users, 50), dtype=np.int32)
+seen = snap.csr("train", "valid", "test")
+rows, items = seen.rows(users)
+masked, top = _mask_and_topk(score_function(run.model)(users), rows.astype(np.int32), items.astype(np.int32), 10)
+top = top.numpy()
+scores = np.take_along_axis(masked.numpy(), top, axis=1)
+Path(sys.argv[2]).write_text(json.dumps({
+    "users": [str(snap.user_ids[u]) for u in users],
+    "items": [[str(snap.item_ids[i]) for i in row] for row in top],
+    "scores": scores.tolist()}))
+"""
+
+_SERVE = r"""
+import json, os, sys
+os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+import tensorflow as tf
+model = tf.saved_model.load(sys.argv[1])
+users = json.loads(sys.argv[2])
+out = model.signatures["serving_default"](user_id=tf.constant(users))
+print(json.dumps({
+    "items": [[i.decode() for i in row] for row in out["item_ids"].numpy()],
+    "scores": out["scores"].numpy().tolist(),
+    "recctl_imported": any(m == "recctl" or m.startswith("recctl.") for m in sys.modules)}))
+"""
+
+
+def test_prepare_is_content_addressed(tmp_path: Path):
+    first = recctl("prepare", *TINY[:3], cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert "prepared" in first.stdout
+    second = recctl("prepare", *TINY[:3], cwd=tmp_path)
+    assert second.returncode == 0 and "nothing to do" in second.stdout
+    snapshots = list((tmp_path / "data" / "processed" / "synthetic").iterdir())
+    assert len(snapshots) == 1
+    for name in (
+        "train.parquet",
+        "valid.parquet",
+        "test.parquet",
+        "users.parquet",
+        "items.parquet",
+        "stats.json",
+        "manifest.json",
+    ):
+        assert (snapshots[0] / name).is_file()
+    other = recctl("prepare", *TINY[:3], "seed=7", cwd=tmp_path)
+    assert other.returncode == 0
+    assert len(list((tmp_path / "data" / "processed" / "synthetic").iterdir())) == 2
+
+
+def test_multirun_writes_a_sweep_summary(tmp_path: Path):
+    proc = recctl(
+        "train", "-m", "model=pop,mf", *TINY, "trainer.epochs=1", "trainer.evaluate_test=false", cwd=tmp_path
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    sweeps = list((tmp_path / "outputs" / "sweeps").iterdir())
+    assert len(sweeps) == 1
+    sweep = sweeps[0]
+    assert {p.name for p in sweep.iterdir() if p.is_dir()} >= {"0", "1"}
+    with open(sweep / "summary.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [r["overrides"] for r in rows] == ["model=pop", "model=mf"]
+    assert all(r["status"] == "completed" and float(r["valid_ndcg@10"]) > 0 for r in rows)
+    assert "| job |" in (sweep / "summary.md").read_text()
+
+
+def test_csv_dataset_with_tabs_crlf_and_string_ids(tmp_path: Path):
+    lines = ["userId\tmovieId\trating\tts"]
+    for u in range(40):
+        for j in range(8):
+            lines.append(f"user-{u:03d}\tm{(u * 3 + j * 7) % 60:02d}\t{1 + (u + j) % 5}\t{1000 + j * 10 + u}")
+    (tmp_path / "ratings.tsv").write_bytes(("\r\n".join(lines) + "\r\n").encode())
+    result = recctl_json(
+        "train",
+        "dataset=csv",
+        "dataset.path=ratings.tsv",
+        "dataset.sep=\\t",
+        "dataset.columns.user=userId",
+        "dataset.columns.item=movieId",
+        "dataset.columns.rating=rating",
+        "dataset.columns.timestamp=ts",
+        "model=pop",
+        cwd=tmp_path,
+    )
+    assert result["status"] == "ok" and result["dataset"]["name"] == "csv"
+    snapshot = next((tmp_path / "data" / "processed" / "csv").iterdir())
+    stats = json.loads((snapshot / "stats.json").read_text())
+    assert stats["n_users"] == 40 and stats["test"] == 40 and stats["valid"] == 40
+
+
+def test_recommend_from_run_and_from_export(trained_workdir: Path):
+    result = recctl_json("recommend", "run=latest", "user=u001", "k=5", cwd=trained_workdir)
+    (entry,) = result["recommendations"]
+    assert entry["user"] == "u001" and len(entry["items"]) == 5
+    assert all(item["title"].startswith("Item ") for item in entry["items"])
+    scores = [item["score"] for item in entry["items"]]
+    assert scores == sorted(scores, reverse=True)
+    exported = recctl_json("export", "run=latest", cwd=trained_workdir)
+    served = recctl_json(
+        "recommend", f"export_dir={exported['export_dir']}", "user=u001", "k=5", cwd=trained_workdir
+    )
+    assert [i["item_id"] for i in served["recommendations"][0]["items"]] == [
+        i["item_id"] for i in entry["items"]
+    ]
+    unknown = recctl("recommend", "run=latest", "user=nobody", cwd=trained_workdir)
+    assert unknown.returncode == 2 and "unknown user id 'nobody'" in unknown.stderr

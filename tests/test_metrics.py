@@ -1,0 +1,77 @@
+"""Ranking metrics against values worked out by hand, and NDCG against keras-rs."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from recctl.evaluation.metrics import RankingAccumulator, binary_auc, binary_logloss
+
+
+def _single(topk, targets, ks, n_items=10):
+    acc = RankingAccumulator(ks, n_items)
+    rows = np.array([r for r, items in enumerate(targets) for _ in items])
+    items = np.array([i for items in targets for i in items])
+    acc.update(np.array(topk), rows, items, len(topk))
+    return acc.result()
+
+
+def test_one_target_at_rank_three():
+    # user 0: target 7 at 0-based rank 2; user 1: target 9 not in the list
+    m = _single([[1, 2, 7, 3, 4], [1, 2, 3, 4, 5]], [[7], [9]], [2, 5])
+    assert m["hr@2"] == 0.0 and m["hr@5"] == 0.5
+    assert m["ndcg@5"] == pytest.approx(0.5 * (1 / math.log2(4)))
+    assert m["mrr@5"] == pytest.approx(0.5 * (1 / 3))
+    assert m["precision@5"] == pytest.approx(0.5 * (1 / 5))
+    assert m["recall@5"] == pytest.approx(0.5)
+    assert m["map@5"] == pytest.approx(0.5 * (1 / 3))
+    assert m["coverage@2"] == pytest.approx(2 / 10)  # items 1 and 2 only
+    assert m["coverage@5"] == pytest.approx(6 / 10)
+
+
+def test_several_targets():
+    # targets {1, 4, 8}; ranked 1, 2, 4, 5, 6: hits at ranks 0 and 2
+    m = _single([[1, 2, 4, 5, 6]], [[1, 4, 8]], [5])
+    dcg = 1 / math.log2(2) + 1 / math.log2(4)
+    idcg = 1 / math.log2(2) + 1 / math.log2(3) + 1 / math.log2(4)
+    assert m["ndcg@5"] == pytest.approx(dcg / idcg)
+    assert m["recall@5"] == pytest.approx(2 / 3)
+    assert m["precision@5"] == pytest.approx(2 / 5)
+    assert m["map@5"] == pytest.approx((1 / 1 + 2 / 3) / 3)
+    assert m["mrr@5"] == pytest.approx(1.0)
+
+
+def test_users_without_targets_are_not_counted():
+    m = _single([[1, 2], [3, 4]], [[1], []], [2])
+    assert m["hr@2"] == 1.0
+
+
+def test_ndcg_matches_keras_rs_on_dense_lists():
+    import keras_rs
+
+    rng = np.random.default_rng(0)
+    n_users, n_items, k = 6, 12, 5
+    scores = rng.normal(size=(n_users, n_items)).astype(np.float32)
+    labels = np.zeros((n_users, n_items), np.float32)
+    targets = [rng.choice(n_items, size=rng.integers(1, 4), replace=False) for _ in range(n_users)]
+    for u, t in enumerate(targets):
+        labels[u, t] = 1.0
+    topk = np.argsort(-scores, axis=1)[:, :k]
+    ours = _single(topk, targets, [k], n_items)["ndcg@5"]
+    metric = keras_rs.metrics.NDCG(k=k)
+    metric.update_state(labels, scores)
+    assert ours == pytest.approx(float(metric.result()), rel=1e-5)
+
+
+def test_binary_auc_and_logloss():
+    assert binary_auc(np.array([1, 0, 1, 0]), np.array([0.9, 0.1, 0.8, 0.2])) == 1.0
+    assert binary_auc(np.array([1, 0]), np.array([0.5, 0.5])) == 0.5
+    assert binary_auc(np.array([1, 0, 0]), np.array([0.2, 0.9, 0.1])) == pytest.approx(0.5)
+    assert binary_logloss(np.array([1, 0]), np.array([0.5, 0.5])) == pytest.approx(math.log(2))
+
+
+def test_unknown_metric_name():
+    with pytest.raises(ValueError, match="unknown metric"):
+        RankingAccumulator([5], 10, ["hr", "ndgc"])
