@@ -125,7 +125,7 @@ snap = run.snapshot
 users = np.arange(min(snap.n_users, 50), dtype=np.int32)
 seen = snap.csr("train", "valid", "test")
 rows, items = seen.rows(users)
-masked, top = _mask_and_topk(score_function(run.model)(users), rows.astype(np.int32), items.astype(np.int32), 10)
+masked, top = _mask_and_topk(score_function(run.model, snap, "all")(users), rows.astype(np.int32), items.astype(np.int32), 10)
 top = top.numpy()
 scores = np.take_along_axis(masked.numpy(), top, axis=1)
 Path(sys.argv[2]).write_text(json.dumps({

@@ -67,7 +67,7 @@ def _from_run(cfg, users: list[str], k: int, result: dict) -> list[dict]:
     idx = np.array([index[u] for u in users], dtype=np.int32)
     k = min(k, snap.n_items)
     seen = snap.csr("train", "valid", "test")
-    score_fn = score_function(loaded.model)
+    score_fn = score_function(loaded.model, snap, "all")
     top = rank_users(score_fn, idx, seen, k, loaded.model.scoring_batch_size(256))
     scores = np.take_along_axis(np.asarray(score_fn(idx)), top, axis=1)
     titles = snap.item_titles()

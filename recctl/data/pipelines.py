@@ -31,3 +31,138 @@ def id_training_dataset(
 
     ds = ds.map(add_negatives, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def _time_ordered(snapshot, splits: tuple[str, ...]):
+    """CSR of each user's items over `splits`, in time order (splits are stored time-ordered per user,
+    and a later split is later in time)."""
+    return snapshot.csr(*splits)
+
+
+def sequence_training_dataset(
+    snapshot, mode: str, max_length: int, batch_size: int, num_negatives: int, seed: int
+) -> tf.data.Dataset:
+    """Next-item examples from each user's training sequence (tokens = item index + 1, 0 = padding).
+
+    seq2seq: the (item_t -> item_t+1) pairs of a user cut into windows of `max_length`, aligned to
+      the most recent pair, so every pair is trained on once per epoch and a window predicts at
+      every position; yields (history [B, L], items [B, L, 1+neg]), labels, weights [B, L].
+    prefix: one example per pair: the last `max_length` items before the target; the windows are
+      gathered in-graph from one flat array, so memory stays O(interactions).
+    """
+    csr = _time_ordered(snapshot, ("train",))
+    lengths = csr.row_lengths()
+    items = csr.indices.astype(np.int64) + 1
+    users_of = np.repeat(np.arange(snapshot.n_users, dtype=np.int64), lengths)
+    starts = csr.indptr[:-1][users_of]
+    position = np.arange(len(items)) - starts  # position of each item in its user's sequence
+    is_input = position < lengths[users_of] - 1  # every item but a user's last is an input x_t
+    pair_at = np.flatnonzero(is_input)  # global index of x_t; its target y_t is at pair_at + 1
+    if len(pair_at) == 0:
+        raise ValueError("no user has two training interactions: sequence models need histories")
+    n_neg = num_negatives
+    n_tokens = snapshot.n_items + 1
+
+    if mode == "prefix":
+        flat = tf.constant(items, tf.int32)
+        pair_pos = pair_at.astype(np.int64)
+        user_start = starts[pair_at]
+        ds = tf.data.Dataset.from_tensor_slices((pair_pos, user_start, users_of[pair_at].astype(np.int32)))
+        ds = ds.shuffle(min(len(pair_pos), 1 << 20), seed=seed, reshuffle_each_iteration=True).batch(
+            batch_size
+        )
+
+        def make_prefix(pos, start, user):
+            offsets = tf.range(-max_length + 1, 1, dtype=tf.int64)
+            index = pos[:, None] + offsets[None, :]
+            valid = index >= start[:, None]
+            history = tf.where(valid, tf.gather(flat, tf.maximum(index, 0)), 0)
+            target = tf.gather(flat, pos + 1)
+            negatives = tf.random.uniform((tf.shape(pos)[0], n_neg), 1, n_tokens, dtype=tf.int32)
+            candidates = tf.concat([target[:, None], negatives], axis=1)
+            labels = tf.concat(
+                [tf.ones_like(target[:, None], tf.float32), tf.zeros_like(negatives, tf.float32)], 1
+            )
+            return {"history": history, "user": user, "items": candidates}, labels
+
+        return ds.map(make_prefix, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+
+    # seq2seq windows, built once in numpy
+    pair_user = users_of[pair_at]
+    n_pairs = lengths[pair_user] - 1
+    back = n_pairs - 1 - position[pair_at]  # 0 for a user's most recent pair
+    window_in_user = back // max_length
+    offset = max_length - 1 - back % max_length
+    windows_per_user = np.where(lengths > 1, (np.maximum(lengths - 1, 1) + max_length - 1) // max_length, 0)
+    first_window = np.concatenate([[0], np.cumsum(windows_per_user)[:-1]])
+    window = first_window[pair_user] + window_in_user
+    n_windows = int(windows_per_user.sum())
+    x = np.zeros((n_windows, max_length), np.int32)
+    y = np.zeros((n_windows, max_length), np.int32)
+    x[window, offset] = items[pair_at]
+    y[window, offset] = items[pair_at + 1]
+    window_user = np.repeat(np.arange(snapshot.n_users, dtype=np.int32), windows_per_user)
+    ds = tf.data.Dataset.from_tensor_slices((x, y, window_user))
+    ds = ds.shuffle(min(n_windows, 1 << 20), seed=seed, reshuffle_each_iteration=True).batch(batch_size)
+
+    def make_windows(history, targets, user):
+        shape = tf.concat([tf.shape(targets), [n_neg]], axis=0)
+        negatives = tf.random.uniform(shape, 1, n_tokens, dtype=tf.int32)
+        candidates = tf.concat([targets[..., None], negatives], axis=-1)
+        labels = tf.concat(
+            [tf.ones_like(targets[..., None], tf.float32), tf.zeros(shape, tf.float32)], axis=-1
+        )
+        weights = tf.cast(targets > 0, tf.float32)
+        return {"history": history, "user": user, "items": candidates}, labels, weights
+
+    return ds.map(make_windows, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+
+
+def user_vector_training_dataset(snapshot, batch_size: int, seed: int) -> tf.data.Dataset:
+    """Each user's training row of the interaction matrix as a dense multi-hot vector, input and target."""
+    csr = _time_ordered(snapshot, ("train",))
+    users = np.flatnonzero(csr.row_lengths() > 0).astype(np.int64)
+    ragged = tf.RaggedTensor.from_row_splits(
+        tf.constant(csr.indices, tf.int64), tf.constant(csr.indptr, tf.int64)
+    )
+    n_items = snapshot.n_items
+    ds = tf.data.Dataset.from_tensor_slices(users)
+    ds = ds.shuffle(len(users), seed=seed, reshuffle_each_iteration=True).batch(batch_size)
+
+    def to_vectors(batch_users):
+        rows = tf.gather(ragged, batch_users)
+        vector = _multi_hot(rows, n_items)
+        return {"vector": vector}, vector
+
+    return ds.map(to_vectors, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+
+
+def _multi_hot(rows: tf.RaggedTensor, n_items: int) -> tf.Tensor:
+    row_ids = tf.cast(rows.value_rowids(), tf.int64)
+    index = tf.stack([row_ids, tf.cast(rows.flat_values, tf.int64)], axis=1)
+    shape = tf.stack([tf.cast(rows.nrows(), tf.int64), tf.constant(n_items, tf.int64)])
+    return tf.scatter_nd(index, tf.ones(tf.shape(row_ids), tf.float32), shape)
+
+
+def scoring_context(model, history, users: np.ndarray, n_items: int) -> dict | np.ndarray:
+    """What `score_all` takes for a batch of users, given the history visible at this point
+    (a time-ordered CSR): user indexes, the last `max_length` items, or the multi-hot vector."""
+    kind = model.input_kind
+    users = np.asarray(users, dtype=np.int32)
+    if kind == "id":
+        return users
+    rows, items = history.rows(users)
+    if kind == "user_vector":
+        vector = np.zeros((len(users), n_items), np.float32)
+        vector[rows, items] = 1.0
+        return {"vector": vector}
+    if kind == "sequence":
+        length = model.max_length
+        counts = np.bincount(rows, minlength=len(users))
+        ends = np.cumsum(counts)
+        from_end = ends[rows] - 1 - np.arange(len(rows))  # 0 = most recent
+        keep = from_end < length
+        seq = np.zeros((len(users), length), np.int32)
+        seq[rows[keep], length - 1 - from_end[keep]] = items[keep] + 1
+        return {"history": seq, "user": users}
+    raise ValueError(f"unknown input kind {kind!r}")

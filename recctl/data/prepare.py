@@ -24,7 +24,7 @@ from recctl.data.raw import RawData
 from recctl.data.snapshot import Snapshot
 from recctl.errors import ConfigError, DataError
 
-PREP_VERSION = 1
+PREP_VERSION = 2  # 2: split tables sorted by (user, timestamp, row) so histories read in time order
 # Settings that only say where the raw files are: their *content* is hashed instead.
 _LOCATION_KEYS = ("root", "path", "download")
 
@@ -185,6 +185,8 @@ def build_tables(raw: RawData, d: DictConfig, seed: int) -> tuple[dict[str, pd.D
         console.warn(
             f"dataset.split={d.split} without timestamps: users' interactions are ordered by file row"
         )
+    order = np.lexsort((frame["row"].to_numpy(), frame["timestamp"].to_numpy(), frame["user"].to_numpy()))
+    frame = frame.iloc[order].reset_index(drop=True)  # each user's rows in time order (sequence models)
     part = split_assignments(frame, d.split, list(d.split_ratio), seed)
     tables = {
         name: frame[part == code].reset_index(drop=True)

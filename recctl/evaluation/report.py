@@ -9,9 +9,21 @@ from recctl.data.snapshot import Snapshot
 from recctl.evaluation.ranking import evaluate_split, pointwise_logloss
 
 
-def score_function(model):
+def score_function(model, snapshot: Snapshot, split: str):
+    """users -> scores [B, n_items], each user seen through the context visible at `split`
+    (valid: the training history; test: training + validation; "all": everything, for serving)."""
+    from recctl.data.pipelines import scoring_context
+
     compiled = tf.function(model.score_all, reduce_retracing=True)
-    return lambda users: compiled(tf.constant(np.asarray(users, dtype=np.int32)))
+    if model.input_kind == "id":
+        return lambda users: compiled(tf.constant(np.asarray(users, dtype=np.int32)))
+    history = snapshot.csr("train", "valid", "test") if split == "all" else snapshot.history_for(split)
+
+    def scores(users):
+        context = scoring_context(model, history, users, snapshot.n_items)
+        return compiled({key: tf.constant(value) for key, value in context.items()})
+
+    return scores
 
 
 def popularity_score_function(snapshot: Snapshot):
@@ -30,12 +42,12 @@ def evaluate_model(model, snapshot: Snapshot, settings, seed: int, splits=("vali
         "metrics": {s: None for s in ("valid", "test")},
         "baseline": {"pop": {s: None for s in ("valid", "test")}},
     }
-    model_fn = score_function(model) if model is not None else None
     pop_fn = popularity_score_function(snapshot)
     for split in splits:
         if len(snapshot.split(split)) == 0:
             continue
-        if model_fn is not None:
+        if model is not None:
+            model_fn = score_function(model, snapshot, split)
             metrics = evaluate_split(model_fn, snapshot, split, ks, names, batch)
             if model.emits_probabilities:
                 prob_fn = _probability_function(model)

@@ -81,8 +81,90 @@ class ServingModule(tf.Module):
         return {"scores": tf.where(item_index >= 0, picked, tf.constant(-np.inf, tf.float32))}
 
 
+class HistoryServingModule(tf.Module):
+    """Serving for sequence and user-vector models: the context is the user's history itself.
+
+    serving_default(history: string[B, H]) -> item_ids, scores: the history holds original item ids,
+    most recent last; "" pads and unknown ids are ignored. The history's items are left out of the
+    top-k. score(history, item_ids) -> scores.
+    """
+
+    def __init__(self, model, item_ids: np.ndarray, k: int):
+        super().__init__()
+        self.model = model
+        self.kind = model.input_kind
+        self.max_length = int(getattr(model, "max_length", 0))
+        self.k = int(min(k, len(item_ids)))
+        self.n_items = len(item_ids)
+        self.item_table = tf.lookup.StaticHashTable(
+            tf.lookup.KeyValueTensorInitializer(
+                tf.constant(item_ids.astype(str)), tf.range(len(item_ids), dtype=tf.int64)
+            ),
+            default_value=-1,
+        )
+        self.item_ids = tf.Variable(item_ids.astype(str), trainable=False, dtype=tf.string)
+
+    def _scores(self, history):
+        index = self.item_table.lookup(history)
+        known = tf.ragged.boolean_mask(index, index >= 0)  # ragged [B, None], order kept
+        batch = tf.shape(history)[0]
+        rows = tf.cast(known.value_rowids(), tf.int64)
+        pairs = tf.stack([rows, known.flat_values], axis=1)
+        if self.kind == "user_vector":
+            vector = tf.scatter_nd(
+                pairs, tf.ones(tf.shape(rows), tf.float32), tf.cast([batch, self.n_items], tf.int64)
+            )
+            scores = self.model.score_all({"vector": tf.minimum(vector, 1.0)})
+        else:
+            tokens = tf.reverse(known, axis=[1]) + 1  # most recent first, then right-pad and cut
+            tokens = tokens.to_tensor(default_value=0, shape=[None, self.max_length])
+            tokens = tf.cast(tf.reverse(tokens, axis=[1]), tf.int32)
+            unknown_user = tf.fill([batch], tf.constant(-1, tf.int32))  # serving knows the history only
+            scores = self.model.score_all({"history": tokens, "user": unknown_user})
+        return tf.cast(scores, tf.float32), pairs
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None], tf.string, name="history")])
+    def serve(self, history):
+        scores, pairs = self._scores(history)
+        scores = tf.tensor_scatter_nd_update(
+            scores, pairs, tf.fill(tf.shape(pairs)[:1], tf.constant(-np.inf, tf.float32))
+        )
+        top = tf.math.top_k(scores, k=self.k, sorted=True)
+        return {"item_ids": tf.gather(self.item_ids, top.indices), "scores": top.values}
+
+    @tf.function(
+        input_signature=[
+            tf.TensorSpec([None, None], tf.string, name="history"),
+            tf.TensorSpec([None, None], tf.string, name="item_ids"),
+        ]
+    )
+    def score(self, history, item_ids):
+        scores, _ = self._scores(history)
+        item_index = self.item_table.lookup(item_ids)
+        picked = tf.gather(scores, tf.cast(tf.maximum(item_index, 0), tf.int32), batch_dims=1)
+        return {"scores": tf.where(item_index >= 0, picked, tf.constant(-np.inf, tf.float32))}
+
+
 def write_saved_model(model, snapshot, folder: Path, k: int) -> dict:
     """Write the SavedModel into `folder` (a staging folder); returns the signature description."""
+    if model.input_kind != "id":
+        module = HistoryServingModule(model, snapshot.item_ids, k)
+        tf.saved_model.save(
+            module, str(folder), signatures={"serving_default": module.serve, "score": module.score}
+        )
+        return {
+            "serving_default": {
+                "inputs": {"history": "string[batch, n] (original item ids, most recent last; '' pads)"},
+                "outputs": {
+                    "item_ids": f"string[batch, {module.k}]",
+                    "scores": f"float32[batch, {module.k}]",
+                },
+            },
+            "score": {
+                "inputs": {"history": "string[batch, n]", "item_ids": "string[batch, m]"},
+                "outputs": {"scores": "float32[batch, m]"},
+            },
+        }
     seen = snapshot.csr("train", "valid", "test")
     module = ServingModule(model, snapshot.user_ids, snapshot.item_ids, seen, snapshot.item_popularity(), k)
     tf.saved_model.save(

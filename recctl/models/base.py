@@ -123,3 +123,84 @@ def ranking_loss(name: str) -> keras.losses.Loss:
 
 def gather_rows(table, index):
     return ops.take(table, index, axis=0)
+
+
+class SequenceRecommender(Recommender):
+    """Next-item models over the user's item history.
+
+    Item tokens are item index + 1 (0 = padding); histories are left-padded, most recent last, at
+    most `max_length` long. Context for scoring: ``{"history": [B, L], "user": [B]}`` (models that
+    ignore the user just ignore it; the user is -1 when unknown, e.g. an export serving a history
+    only, and models with user embeddings must map -1 to a learned "unknown user" row). Subclasses implement ``encode(history, user, training)``
+    returning the user state: ``[B, L, d]`` (one state per position: ``training_mode = "seq2seq"``)
+    or ``[B, d]`` (``training_mode = "prefix"``), and provide ``self.item_embedding`` (an Embedding
+    of n_items + 1 rows, row 0 = padding) whose rows are the output item vectors.
+
+    Training examples, built by recctl.data.pipelines:
+      seq2seq: ``{"history": [B, L], "user": [B], "items": [B, L, 1 + neg]}``, labels
+               ``[B, L, 1 + neg]`` (positive first), sample weights ``[B, L]`` (0 on padding);
+      prefix:  ``{"history": [B, L], "user": [B], "items": [B, 1 + neg]}``, labels ``[B, 1 + neg]``.
+    Loss: sampled softmax over the positive and `num_negatives` uniform negatives, so the cost per
+    example does not grow with the catalogue.
+    """
+
+    input_kind: ClassVar[str] = "sequence"
+    training_mode: ClassVar[str] = "seq2seq"
+
+    def __init__(self, n_users: int, n_items: int, max_length: int = 50, num_negatives: int = 128, **kwargs):
+        super().__init__(n_users, n_items, **kwargs)
+        check_positive("max_length", max_length)
+        check_positive("num_negatives", num_negatives)
+        self.max_length = int(max_length)
+        self.num_negatives = int(num_negatives)
+
+    def encode(self, history, user, training=False):
+        raise NotImplementedError
+
+    def output_bias(self):
+        """Optional per-item output bias [n_items + 1]; None for none."""
+        return None
+
+    def call(self, inputs, training=False):
+        state = self.encode(inputs["history"], inputs.get("user"), training=training)
+        vectors = self.item_embedding(inputs["items"])  # [B, (L,) C, d]
+        scores = ops.sum(ops.expand_dims(state, -2) * vectors, axis=-1)
+        bias = self.output_bias()
+        if bias is not None:
+            scores = scores + ops.take(bias, inputs["items"], axis=0)
+        return scores
+
+    def score_all(self, context):
+        state = self.encode(context["history"], context.get("user"), training=False)
+        if self.training_mode == "seq2seq":
+            state = state[:, -1, :]
+        scores = ops.matmul(state, ops.transpose(self.item_embedding.embeddings[1:]))
+        bias = self.output_bias()
+        if bias is not None:
+            scores = scores + ops.expand_dims(bias[1:], 0)
+        return scores
+
+    def training_loss(self) -> keras.losses.Loss:
+        return keras.losses.CategoricalCrossentropy(from_logits=True)
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config.update(max_length=self.max_length, num_negatives=self.num_negatives)
+        return config
+
+
+class UserVectorRecommender(Recommender):
+    """Models over the user's whole interaction vector (a row of the user-item matrix).
+
+    Context for scoring and training input: ``{"vector": [B, n_items]}`` (1.0 where the user
+    interacted). Training targets are the same vector; `call` returns logits ``[B, n_items]``.
+    """
+
+    input_kind: ClassVar[str] = "user_vector"
+
+    def score_all(self, context):
+        return self(context, training=False)
+
+    def training_loss(self) -> keras.losses.Loss:
+        # -sum(y * log_softmax(logits)): the multinomial likelihood of Mult-VAE/DAE
+        return keras.losses.CategoricalCrossentropy(from_logits=True, reduction="sum_over_batch_size")

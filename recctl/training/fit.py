@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from recctl import console
@@ -15,6 +14,7 @@ from recctl.data.pipelines import id_training_dataset
 from recctl.data.snapshot import Snapshot
 from recctl.errors import ConfigError, RecctlError
 from recctl.evaluation.ranking import evaluate_split
+from recctl.evaluation.report import score_function
 from recctl.training.callbacks import EpochCheckpoint, EpochLines, NanGuard, RankingValidation
 from recctl.training.factory import build_model, build_optimizer
 from recctl.training.strategy import make_strategy
@@ -57,7 +57,7 @@ def fit(cfg, trainer, snapshot: Snapshot, run_dir: Path) -> FitResult:
     monitor = trainer.monitor
     k = int(monitor.split("@")[1])
     name = monitor.split("@")[0]
-    score_fn = _score_function(model)
+    score_fn = score_function(model, snapshot, "valid")
     batch = model.scoring_batch_size(int(cfg.evaluation.batch_size))
 
     def validate():
@@ -119,12 +119,6 @@ def _training_data(model, snapshot: Snapshot, trainer, seed: int) -> tf.data.Dat
             users, items, snapshot.n_items, int(trainer.batch_size), model.num_negatives, seed
         )
     raise ConfigError(f"no input pipeline for input kind {model.input_kind!r}")
-
-
-def _score_function(model):
-    """A compiled `score_all` (numpy users in, scores tensor out)."""
-    compiled = tf.function(model.score_all, reduce_retracing=True)
-    return lambda users: compiled(tf.constant(np.asarray(users, dtype=np.int32)))
 
 
 def _verbosity(setting: str) -> int:
