@@ -67,6 +67,7 @@ class DatasetConfig:
     user_features: FeatureTable = field(default_factory=FeatureTable)
     item_features: FeatureTable = field(default_factory=FeatureTable)
     rating_threshold: float | None = None  # implicit conversion; null = every row a positive
+    label_threshold: float | None = None  # CTR labels: keep every row, label = rating >= threshold
     duplicates: str = "keep_first"  # keep_first | keep_last | keep_all | error
     min_user_interactions: int = 0  # iterative k-core; 0 = off
     min_item_interactions: int = 0

@@ -62,7 +62,9 @@ def run_command(name: str, args: list[str], json_output: bool = False) -> int:
     except Exception as exc:  # composition errors: bad option, unknown key, wrong type, bad override
         console.error(_compact_hydra_error(exc))
         if json_output:
-            result = {"command": name, "status": "failed", "error": _compact_hydra_error(exc)}
+            from recctl.results import new_result
+
+            result = {**new_result(name), "status": "failed", "error": _compact_hydra_error(exc)}
             console.emit_json(result)
         return EXIT_USAGE
     finally:

@@ -23,7 +23,7 @@ def run(cfg, result: dict) -> dict:
     loaded = load_run(run_dir)
     result["model"] = loaded.model_name
     result["dataset"] = {"name": loaded.snapshot.name, "fingerprint": loaded.snapshot.fingerprint}
-    result["protocol"] = loaded.snapshot.protocol()
+    result["protocol"] = loaded.snapshot.protocol(getattr(loaded.model, "task", "ranking"))
 
     from recctl.evaluation.report import evaluate_model, metrics_table
 

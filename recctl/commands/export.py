@@ -31,7 +31,7 @@ def run(cfg, result: dict) -> dict:
     name = export.name or loaded.model_name
     result["model"] = loaded.model_name
     result["dataset"] = {"name": loaded.snapshot.name, "fingerprint": loaded.snapshot.fingerprint}
-    result["protocol"] = loaded.snapshot.protocol()
+    result["protocol"] = loaded.snapshot.protocol(getattr(loaded.model, "task", "ranking"))
     metrics = read_json(run_dir / "metrics.json") if (run_dir / "metrics.json").is_file() else {}
     result["metrics"] = metrics.get("metrics") or result["metrics"]
     result["baseline"] = metrics.get("baseline") or result["baseline"]

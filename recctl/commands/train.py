@@ -35,6 +35,11 @@ def run(cfg, result: dict) -> dict:
 
     model_class(cfg.model)
     check_optimizer(cfg.optimizer)
+    if cfg.model.get("task") == "ctr" and cfg.dataset.get("label_threshold") is None:
+        raise ConfigError(
+            "model.task=ctr needs labelled rows: set dataset.label_threshold (e.g. 4; lower ratings become "
+            "negatives), or use experiment=ml100k_ctr"
+        )
 
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
@@ -65,10 +70,13 @@ def run(cfg, result: dict) -> dict:
     )
 
     from recctl.training.curves import plot_curves
-    from recctl.training.fit import fit
+    from recctl.training.fit import fit, model_task
 
     fitted = fit(cfg, trainer, snapshot, run_dir)
     model = fitted.model
+    if model_task(model) == "ctr":
+        result["protocol"] = snapshot.protocol("ctr")
+        result["_monitor"] = "auc"
     model.save(run_dir / "model.keras")
     if fitted.history:
         plot_curves(fitted.history, run_dir / "curves.png", f"{model_name} on {snapshot.name}")

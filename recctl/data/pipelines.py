@@ -33,6 +33,20 @@ def id_training_dataset(
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
+def labeled_pairs_dataset(
+    users: np.ndarray, items: np.ndarray, labels: np.ndarray, batch_size: int, seed: int
+) -> tf.data.Dataset:
+    """Pointwise CTR examples: ({"user": [B], "items": [B, 1]}, labels [B, 1]); no sampled negatives."""
+    ds = tf.data.Dataset.from_tensor_slices(
+        (users.astype(np.int32), items.astype(np.int32), labels.astype(np.float32))
+    )
+    ds = ds.shuffle(min(len(users), 1 << 20), seed=seed, reshuffle_each_iteration=True).batch(batch_size)
+    ds = ds.map(
+        lambda u, i, y: ({"user": u, "items": i[:, None]}, y[:, None]), num_parallel_calls=tf.data.AUTOTUNE
+    )
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
 def _time_ordered(snapshot, splits: tuple[str, ...]):
     """CSR of each user's items over `splits`, in time order (splits are stored time-ordered per user,
     and a later split is later in time)."""

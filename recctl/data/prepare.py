@@ -161,6 +161,9 @@ def build_tables(raw: RawData, d: DictConfig, seed: int) -> tuple[dict[str, pd.D
         if len(inter) == 0:
             raise DataError(f"no interactions have rating >= {d.rating_threshold} (dataset.rating_threshold)")
 
+    if d.label_threshold is not None and not raw.has_ratings:
+        raise ConfigError("dataset.label_threshold is set but the data has no rating column")
+
     inter = _kcore(inter, d.min_user_interactions, d.min_item_interactions)
     if len(inter) == 0:
         raise DataError(
@@ -181,6 +184,12 @@ def build_tables(raw: RawData, d: DictConfig, seed: int) -> tuple[dict[str, pd.D
             "row": inter["row"].to_numpy(np.int64),
         }
     )
+    # Binary labels for the CTR task: every row kept, positive when rating >= label_threshold
+    # (without a label threshold every interaction is a positive).
+    if d.label_threshold is not None:
+        frame["label"] = (frame["rating"].to_numpy() >= d.label_threshold).astype(np.int8)
+    else:
+        frame["label"] = np.ones(len(frame), np.int8)
     if d.split in ("loo", "temporal") and not raw.has_timestamps:
         console.warn(
             f"dataset.split={d.split} without timestamps: users' interactions are ordered by file row"
@@ -214,6 +223,8 @@ def build_tables(raw: RawData, d: DictConfig, seed: int) -> tuple[dict[str, pd.D
         test_users=int(tables["test"]["user"].nunique()),
         has_timestamps=raw.has_timestamps,
         has_ratings=raw.has_ratings,
+        label_threshold=d.label_threshold,
+        positive_rate=float(frame["label"].mean()),
         features=features,
         source_stats=raw.stats,
     )

@@ -63,6 +63,14 @@ class Snapshot:
         frame = self.split(name)
         return frame["user"].to_numpy(np.int32), frame["item"].to_numpy(np.int32)
 
+    def labels(self, name: str) -> np.ndarray:
+        """Binary labels of a split's rows (all 1 unless the snapshot has a label_threshold)."""
+        return self.split(name)["label"].to_numpy(np.float32)
+
+    @property
+    def has_labels(self) -> bool:
+        return self.stats.get("label_threshold") is not None
+
     def csr(self, *names: str) -> CSR:
         users = np.concatenate([self.pairs(n)[0] for n in names])
         items = np.concatenate([self.pairs(n)[1] for n in names])
@@ -105,8 +113,13 @@ class Snapshot:
     def item_popularity(self) -> np.ndarray:
         return np.bincount(self.pairs("train")[1], minlength=self.n_items).astype(np.float32)
 
-    def protocol(self) -> str:
+    def protocol(self, task: str = "ranking") -> str:
         split = self.stats["split"]
+        if task == "ctr":
+            return (
+                f"CTR: label = rating >= {self.stats.get('label_threshold')} (lower ratings kept as negatives), "
+                f"{split} split; AUC and logloss over the split's labelled rows"
+            )
         order = (
             "by time, ties by original row order" if self.stats.get("has_timestamps") else "by file row order"
         )

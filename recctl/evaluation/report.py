@@ -42,6 +42,16 @@ def evaluate_model(model, snapshot: Snapshot, settings, seed: int, splits=("vali
         "metrics": {s: None for s in ("valid", "test")},
         "baseline": {"pop": {s: None for s in ("valid", "test")}},
     }
+    if model is not None and getattr(model, "task", "ranking") == "ctr":
+        from recctl.evaluation.pointwise import pointwise_metrics, popularity_pointwise, probability_function
+
+        prob_fn = probability_function(model)
+        for split in splits:
+            if len(snapshot.split(split)):
+                out["metrics"][split] = _rounded(pointwise_metrics(prob_fn, snapshot, split))
+                if settings.baseline:
+                    out["baseline"]["pop"][split] = _rounded(popularity_pointwise(snapshot, split))
+        return out
     pop_fn = popularity_score_function(snapshot)
     for split in splits:
         if len(snapshot.split(split)) == 0:
@@ -62,8 +72,9 @@ def evaluate_model(model, snapshot: Snapshot, settings, seed: int, splits=("vali
 
 
 def _probability_function(model):
-    compiled = tf.function(lambda u, i: tf.sigmoid(model.score_pairs(u, i)), reduce_retracing=True)
-    return lambda users, items: compiled(tf.constant(users, tf.int32), tf.constant(items, tf.int32)).numpy()
+    from recctl.evaluation.pointwise import probability_function
+
+    return probability_function(model)
 
 
 def _rounded(metrics: dict) -> dict:

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 import keras
 from keras import layers, ops
 
-from recctl.models.base import IdRecommender, check_positive
+from recctl.models.base import IdRecommender, check_choice, check_positive
 
 
 @keras.saving.register_keras_serializable(package="recctl")
@@ -39,6 +39,9 @@ class WideDeep(IdRecommender):
     hidden_units: widths of the deep MLP's layers.
     dropout: dropout rate after each hidden layer.
     loss / num_negatives: see IdRecommender (default bce with 4 sampled negatives).
+    task: "ranking" (implicit feedback: positives + sampled negatives, full-ranking metrics) or
+        "ctr" (labelled rows, e.g. rating >= 4 vs lower ratings: AUC and logloss), the setting the
+        paper was made for.
     """
 
     jit_compile_default = False
@@ -57,9 +60,16 @@ class WideDeep(IdRecommender):
         dropout: float = 0.1,
         loss: str = "bce",
         num_negatives: int = 4,
+        task: str = "ranking",
         **kwargs,
     ):
         super().__init__(n_users, n_items, loss=loss, num_negatives=num_negatives, **kwargs)
+        check_choice("task", task, ("ranking", "ctr"))
+        if task == "ctr" and loss != "bce":
+            raise ValueError(
+                f"task=ctr trains on labelled rows with binary cross-entropy: use loss=bce. Received: loss={loss!r}"
+            )
+        self.task = task
         check_positive("embedding_dim", embedding_dim)
         check_positive("feature_dim", feature_dim)
         if not hidden_units:
@@ -273,5 +283,6 @@ class WideDeep(IdRecommender):
             feature_dim=self.feature_dim,
             hidden_units=self.hidden_units,
             dropout=self.dropout,
+            task=self.task,
         )
         return config

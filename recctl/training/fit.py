@@ -10,9 +10,15 @@ import keras
 import tensorflow as tf
 
 from recctl import console
-from recctl.data.pipelines import id_training_dataset
+from recctl.data.pipelines import (
+    id_training_dataset,
+    labeled_pairs_dataset,
+    sequence_training_dataset,
+    user_vector_training_dataset,
+)
 from recctl.data.snapshot import Snapshot
 from recctl.errors import ConfigError, RecctlError
+from recctl.evaluation.pointwise import pointwise_metrics, probability_function
 from recctl.evaluation.ranking import evaluate_split
 from recctl.evaluation.report import score_function
 from recctl.training.callbacks import EpochCheckpoint, EpochLines, NanGuard, RankingValidation
@@ -54,16 +60,23 @@ def fit(cfg, trainer, snapshot: Snapshot, run_dir: Path) -> FitResult:
         )
     dataset = _training_data(model, snapshot, trainer, int(cfg.seed))
 
-    monitor = trainer.monitor
-    k = int(monitor.split("@")[1])
-    name = monitor.split("@")[0]
-    score_fn = score_function(model, snapshot, "valid")
-    batch = model.scoring_batch_size(int(cfg.evaluation.batch_size))
+    if model_task(model) == "ctr":  # labelled rows: validate on AUC
+        monitor = "auc"
+        prob_fn = probability_function(model)
 
-    def validate():
-        return evaluate_split(
-            score_fn, snapshot, "valid", [k], sorted({name, "ndcg", "hr"}), batch, with_auc=False
-        )
+        def validate():
+            return pointwise_metrics(prob_fn, snapshot, "valid")
+    else:
+        monitor = trainer.monitor
+        k = int(monitor.split("@")[1])
+        name = monitor.split("@")[0]
+        score_fn = score_function(model, snapshot, "valid")
+        batch = model.scoring_batch_size(int(cfg.evaluation.batch_size))
+
+        def validate():
+            return evaluate_split(
+                score_fn, snapshot, "valid", [k], sorted({name, "ndcg", "hr"}), batch, with_auc=False
+            )
 
     validation = RankingValidation(
         validate,
@@ -110,7 +123,19 @@ def fit(cfg, trainer, snapshot: Snapshot, run_dir: Path) -> FitResult:
     )
 
 
+def model_task(model) -> str:
+    return getattr(model, "task", "ranking")
+
+
 def _training_data(model, snapshot: Snapshot, trainer, seed: int) -> tf.data.Dataset:
+    if model_task(model) == "ctr":
+        if not snapshot.has_labels:
+            raise ConfigError(
+                "model.task=ctr needs labelled rows: set dataset.label_threshold (e.g. 4; lower ratings become "
+                "negatives) and usually dataset.split=random, or use experiment=ml100k_ctr"
+            )
+        users, items = snapshot.pairs("train")
+        return labeled_pairs_dataset(users, items, snapshot.labels("train"), int(trainer.batch_size), seed)
     if model.input_kind == "id":
         users, items = snapshot.pairs("train")
         if len(users) == 0:
@@ -118,6 +143,20 @@ def _training_data(model, snapshot: Snapshot, trainer, seed: int) -> tf.data.Dat
         return id_training_dataset(
             users, items, snapshot.n_items, int(trainer.batch_size), model.num_negatives, seed
         )
+    if model.input_kind == "sequence":
+        try:
+            return sequence_training_dataset(
+                snapshot,
+                model.training_mode,
+                model.max_length,
+                int(trainer.batch_size),
+                model.num_negatives,
+                seed,
+            )
+        except ValueError as exc:
+            raise RecctlError(str(exc)) from None
+    if model.input_kind == "user_vector":
+        return user_vector_training_dataset(snapshot, int(trainer.batch_size), seed)
     raise ConfigError(f"no input pipeline for input kind {model.input_kind!r}")
 
 
