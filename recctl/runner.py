@@ -112,8 +112,8 @@ def _task(name: str, cfg, outcomes: _Outcomes) -> Any:
         console.error(message + (f" (traceback in {where})" if where else ""))
     result["status"] = _STATUS_BY_CODE.get(code, "failed")
     result["seconds"]["total"] = round(time.perf_counter() - start, 3)
-    if name == "train" and code not in (EXIT_OK, 3) and result.get("run_dir"):
-        _mark_failed(result)
+    if name == "train" and code not in (EXIT_OK, 3):
+        _record_failed_run(result, job_dir, outcomes.multirun)
     outcomes.jobs.append((code, result))
     if console.json_mode() and not outcomes.multirun:
         console.emit_json(result)
@@ -143,12 +143,21 @@ def _finish_sweep(name: str, outcomes: _Outcomes) -> int:
     return EXIT_OK
 
 
-def _mark_failed(result: dict) -> None:
+def _record_failed_run(result: dict, job_dir: Path, multirun: bool) -> None:
+    """A run that failed says so in its manifest; a single run rejected before it started (bad
+    config or data) leaves no folder behind, while a sweep job keeps one so the sweep lists it."""
+    import shutil
+
     from recctl.artifacts import update_manifest
 
+    status = "interrupted" if result.get("status") == "interrupted" else "failed"
     try:
-        status = "interrupted" if result.get("status") == "interrupted" else "failed"
-        update_manifest(Path(result["run_dir"]), status=status, error=result.get("error"))
+        if result.get("run_dir"):
+            update_manifest(Path(result["run_dir"]), status=status, error=result.get("error"))
+        elif multirun:
+            update_manifest(job_dir, kind="run", status=status, error=result.get("error"))
+        elif job_dir.is_dir() and {p.name for p in job_dir.iterdir()} <= {".hydra"}:
+            shutil.rmtree(job_dir)
     except OSError:
         pass
 

@@ -227,3 +227,16 @@ def test_recommend_from_run_and_from_export(trained_workdir: Path):
     ]
     unknown = recctl("recommend", "run=latest", "user=nobody", cwd=trained_workdir)
     assert unknown.returncode == 2 and "unknown user id 'nobody'" in unknown.stderr
+
+
+def test_sweep_with_a_failed_job_exits_4_and_lists_it(tmp_path: Path):
+    proc = recctl("--json", "train", "-m", "model=pop", "trainer.epochs=1,0", *TINY, cwd=tmp_path)
+    assert proc.returncode == 4, proc.stdout + proc.stderr
+    summary = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert summary["status"] == "failed" and [j["status"] for j in summary["jobs"]] == ["ok", "failed"]
+    assert "trainer.epochs must be >= 1" in summary["jobs"][1]["error"]
+    sweep = next((tmp_path / "outputs" / "sweeps").iterdir())
+    with open(sweep / "summary.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [r["status"] for r in rows] == ["completed", "failed"]
+    assert "trainer.epochs must be >= 1" in rows[1]["error"]
