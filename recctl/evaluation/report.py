@@ -14,9 +14,17 @@ def score_function(model, snapshot: Snapshot, split: str):
     (valid: the training history; test: training + validation; "all": everything, for serving)."""
     from recctl.data.pipelines import scoring_context
 
-    compiled = tf.function(model.score_all, reduce_retracing=True)
     if model.input_kind == "id":
+        compiled = tf.function(model.score_all, input_signature=[tf.TensorSpec([None], tf.int32)])
         return lambda users: compiled(tf.constant(np.asarray(users, dtype=np.int32)))
+    if model.input_kind == "sequence":
+        spec = {
+            "history": tf.TensorSpec([None, model.max_length], tf.int32),
+            "user": tf.TensorSpec([None], tf.int32),
+        }
+    else:
+        spec = {"vector": tf.TensorSpec([None, snapshot.n_items], tf.float32)}
+    compiled = tf.function(model.score_all, input_signature=[spec])
     history = snapshot.csr("train", "valid", "test") if split == "all" else snapshot.history_for(split)
 
     def scores(users):
