@@ -9,7 +9,7 @@ from conftest import recctl_json
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("model", ["mf", "wide_deep"])
+@pytest.mark.parametrize("model", ["mf", "wide_deep", "attention"])
 def test_default_models_beat_pop_on_ml100k(ml100k_dir: Path, tmp_path: Path, model: str):
     result = recctl_json(
         "train", "dataset=ml_100k", f"dataset.root={ml100k_dir}", f"model={model}", cwd=tmp_path, timeout=1200

@@ -1,0 +1,235 @@
+"""Variational (Mult-VAE) and denoising (Mult-DAE) autoencoders over the user's interaction vector.
+
+Liang et al., "Variational Autoencoders for Collaborative Filtering" (WWW 2018). The input is the
+user's multi-hot row of the interaction matrix, L2-normalised and corrupted by input dropout; an
+MLP encoder maps it to the mean and log-variance of a Gaussian latent code (Mult-VAE) or to a
+deterministic code (Mult-DAE, `variant="dae"`), and an MLP decoder maps the code to one logit per
+item. Training maximises the multinomial log-likelihood of the user's items, sum_i x_i log
+softmax(logits)_i (the base class loss), minus beta * KL(q(z|x) || N(0, I)) for the VAE, with beta
+annealed linearly from 0 by 1 / `total_anneal_steps` per training step up to `anneal_cap`. At
+inference the code is the mean (no sampling, no dropout), so scores are deterministic.
+
+Differences from the paper: `total_anneal_steps` is counted in optimizer updates and defaults to a
+value reachable within recctl's epoch budget on small datasets (the paper's 200,000 suits ML-20M's
+~270 updates per epoch x 200 epochs); the paper's L2 penalty on the weights (`l2`, 0.01 in its
+code) is optional. Each pipeline batch is split into `micro_batch_size` users with one optimizer
+update each (see below), so the model trains at the paper's small-batch regime whatever the
+trainer's batch size.
+
+The user-vector pipeline yields one example per user, so an epoch on a 1,000-user dataset is a
+single step at the trainer's default batch of 1,024: far too few updates for an autoencoder with
+~2 million weights. `micro_batch_size` (default 32) keeps the number of updates per epoch near
+n_users / 32 independently of `trainer.batch_size`; set it to 0 to update once per pipeline batch.
+
+    model = MultVAE(n_users=943, n_items=1682, hidden_units=[600], latent_dim=200)
+    scores = model.score_all({"vector": multi_hot})   # [batch, 1682] logits
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import keras
+import numpy as np
+from keras import layers, ops
+
+from recctl.models.base import UserVectorRecommender, check_choice, check_positive
+
+VARIANTS = ("vae", "dae")
+
+
+def _rows(tensor, start, count):
+    """tensor[start : start + count] along the first axis (None passes through)."""
+    if tensor is None:
+        return None
+    shape = ops.shape(tensor)
+    return ops.slice(tensor, [start] + [0] * (len(shape) - 1), [count, *shape[1:]])
+
+
+@keras.saving.register_keras_serializable(package="recctl")
+class MultinomialLikelihood(keras.losses.Loss):
+    """-sum_i y_i log softmax(logits)_i per user: the multinomial negative log-likelihood of a multi-hot y.
+
+    Same value as `CategoricalCrossentropy(from_logits=True)`, but with the right gradient: that loss
+    runs TensorFlow's fused softmax cross-entropy, whose gradient (softmax - y) assumes y sums to 1;
+    for a user with n items the gradient of the likelihood is n * softmax - y.
+    """
+
+    def __init__(self, name="multinomial_likelihood", reduction="sum_over_batch_size", dtype=None):
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
+
+    def call(self, y_true, y_pred):
+        y_true = ops.cast(y_true, y_pred.dtype)
+        return -ops.sum(y_true * ops.log_softmax(y_pred, axis=-1), axis=-1)
+
+
+@keras.saving.register_keras_serializable(package="recctl")
+class MultVAE(UserVectorRecommender):
+    """XLA: see `jit_compile_default` below.
+
+    Args:
+    n_users, n_items: catalogue sizes (from the dataset).
+    variant: "vae" (Mult-VAE: Gaussian code, KL term) or "dae" (Mult-DAE: deterministic code).
+    hidden_units: widths of the encoder's tanh layers (the decoder mirrors them), e.g. [600].
+    latent_dim: size of the latent code (200 in the paper).
+    dropout: input dropout rate (the denoising corruption; 0.5 in the paper).
+    anneal_cap: the largest KL weight beta (0.2 in the paper); VAE only.
+    total_anneal_steps: training steps for beta to grow from 0 to 1 (it stops at anneal_cap).
+    l2: L2 penalty on every kernel (the paper's code: 0.01; 0 = none).
+    micro_batch_size: users per optimizer update; each pipeline batch is split into chunks of this
+        size (0 = one update per pipeline batch).
+    """
+
+    jit_compile_default = False
+
+    def __init__(
+        self,
+        n_users: int,
+        n_items: int,
+        variant: str = "vae",
+        hidden_units: Sequence[int] = (600,),
+        latent_dim: int = 200,
+        dropout: float = 0.5,
+        anneal_cap: float = 0.2,
+        total_anneal_steps: int = 200000,
+        l2: float = 0.0,
+        popularity_prior: bool = True,
+        micro_batch_size: int = 32,
+        **kwargs,
+    ):
+        super().__init__(n_users, n_items, **kwargs)
+        check_choice("variant", variant, VARIANTS)
+        if isinstance(hidden_units, (str, bytes)):
+            raise ValueError(f"hidden_units should be a list of layer widths. Received: {hidden_units!r}")
+        for width in hidden_units:
+            check_positive("hidden_units[*]", width)
+        check_positive("latent_dim", latent_dim)
+        if not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
+            raise ValueError(f"dropout should be in [0, 1). Received: dropout={dropout!r}")
+        check_positive("anneal_cap", anneal_cap, allow_zero=True)
+        check_positive("total_anneal_steps", total_anneal_steps)
+        check_positive("l2", l2, allow_zero=True)
+        check_positive("micro_batch_size", micro_batch_size, allow_zero=True)
+        self.variant = variant
+        self.hidden_units = [int(v) for v in hidden_units]
+        self.latent_dim = int(latent_dim)
+        self.dropout = float(dropout)
+        self.anneal_cap = float(anneal_cap)
+        self.total_anneal_steps = int(total_anneal_steps)
+        self.l2 = float(l2)
+        self.popularity_prior = bool(popularity_prior)
+        self.micro_batch_size = int(micro_batch_size)
+
+        regularizer = keras.regularizers.L2(self.l2) if self.l2 > 0 else None
+
+        def dense(width, activation, name):
+            return layers.Dense(width, activation=activation, kernel_regularizer=regularizer, name=name)
+
+        code_width = 2 * self.latent_dim if variant == "vae" else self.latent_dim
+        self.input_dropout = layers.Dropout(self.dropout)
+        # Mult-DAE squashes its code with tanh like every other layer; Mult-VAE's mean/log-variance are linear.
+        self.encoder_layers = [dense(w, "tanh", f"encoder_{j}") for j, w in enumerate(self.hidden_units)]
+        self.encoder_layers.append(dense(code_width, "tanh" if variant == "dae" else None, "encoder_code"))
+        self.decoder_layers = [
+            dense(w, "tanh", f"decoder_{j}") for j, w in enumerate(reversed(self.hidden_units))
+        ]
+        self.decoder_layers.append(dense(self.n_items, None, "decoder_logits"))
+        width = self.n_items
+        for layer in self.encoder_layers:
+            layer.build((None, width))
+            width = layer.units
+        width = self.latent_dim
+        for layer in self.decoder_layers:
+            layer.build((None, width))
+            width = layer.units
+        # Optimizer updates seen so far (drives the KL annealing); saved with the model.
+        self.anneal_step = self.add_weight(shape=(), initializer="zeros", trainable=False, name="anneal_step")
+        # log(1 + training count) of each item, added to the logits when popularity_prior (load_tables).
+        self.log_popularity = self.add_weight(
+            shape=(self.n_items,), initializer="zeros", trainable=False, name="log_popularity"
+        )
+        self.seed_generator = keras.random.SeedGenerator()
+        self.built = True
+
+    def training_loss(self) -> keras.losses.Loss:
+        return MultinomialLikelihood()
+
+    def load_tables(self, tables):
+        if self.popularity_prior and "item_popularity" in tables:
+            counts = np.asarray(tables["item_popularity"], np.float32)
+            self.log_popularity.assign(np.log1p(counts))
+
+    def beta(self):
+        """The current KL weight: min(anneal_cap, steps / total_anneal_steps)."""
+        return ops.minimum(self.anneal_cap, self.anneal_step / float(self.total_anneal_steps))
+
+    def encode(self, vector, training=False):
+        """Mean and log-variance of q(z | x) (log-variance None for the DAE)."""
+        norm = ops.sqrt(ops.maximum(ops.sum(ops.square(vector), axis=-1, keepdims=True), 1e-12))
+        hidden = self.input_dropout(vector / norm, training=training)
+        for layer in self.encoder_layers:
+            hidden = layer(hidden)
+        if self.variant == "dae":
+            return hidden, None
+        return hidden[:, : self.latent_dim], hidden[:, self.latent_dim :]
+
+    def decode(self, code):
+        for layer in self.decoder_layers:
+            code = layer(code)
+        if self.popularity_prior:
+            code = code + ops.expand_dims(self.log_popularity, 0)
+        return code
+
+    def call(self, inputs, training=False):
+        mean, log_var = self.encode(inputs["vector"], training=training)
+        code = mean
+        if training and log_var is not None:
+            noise = keras.random.normal(ops.shape(mean), seed=self.seed_generator)
+            code = mean + ops.exp(0.5 * log_var) * noise
+            kl = 0.5 * ops.sum(ops.exp(log_var) + ops.square(mean) - 1.0 - log_var, axis=-1)
+            self.add_loss(self.beta() * ops.mean(kl))
+        if training:
+            self.anneal_step.assign_add(1.0)
+        return self.decode(code)
+
+    def train_step(self, data):
+        """One optimizer update per chunk of `micro_batch_size` users of the pipeline batch.
+
+        The chunks all have `min(batch, micro_batch_size)` rows (static shapes, so XLA compiles the
+        loop once): the last one starts early enough to end at the batch's end, overlapping the one
+        before it. Metrics accumulate over the chunks as over batches.
+        """
+        size = self.micro_batch_size
+        step = super().train_step
+        if not size:
+            return step(data)
+        x, y, weight = keras.utils.unpack_x_y_sample_weight(data)
+        n = ops.shape(y)[0]
+        chunk = ops.minimum(n, size)
+        updates = (n + size - 1) // size
+
+        def part(i):
+            start = ops.minimum(i * size, n - chunk)
+            return keras.tree.map_structure(lambda t: _rows(t, start, chunk), (x, y, weight))
+
+        def body(i, count):
+            step(part(i))
+            return count + 1
+
+        ops.fori_loop(0, updates - 1, body, 0)
+        return step(part(updates - 1))
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            variant=self.variant,
+            hidden_units=self.hidden_units,
+            latent_dim=self.latent_dim,
+            dropout=self.dropout,
+            anneal_cap=self.anneal_cap,
+            total_anneal_steps=self.total_anneal_steps,
+            l2=self.l2,
+            popularity_prior=self.popularity_prior,
+            micro_batch_size=self.micro_batch_size,
+        )
+        return config
