@@ -65,7 +65,7 @@ def _score_all(model, history=HISTORY, users=USERS):
 def test_sequence_contract(name):
     model = MODELS[name]
     model.load_tables(_tables())
-    assert model._dense_scoring == (not name.endswith("gathered"))
+    assert model.dense_scoring_active == (not name.endswith("gathered"))
     scores = _score_all(model)
     assert scores.shape == (len(HISTORY), N_ITEMS)
     assert np.isfinite(scores).all()  # padding-only history and unknown user included
