@@ -52,7 +52,7 @@ def test_neumf_contract_and_keras_round_trip(variant, tmp_path):
     items = np.array([[0, 5, 12], [12, 2, 2], [3, 7, 1]], np.int32)
     pairs = np.asarray(model.score_pairs(users, items))
     np.testing.assert_allclose(pairs, np.take_along_axis(scores, items, axis=1), rtol=1e-5, atol=1e-6)
-    assert model.emits_probabilities and model.loss_name == "bce" and model.num_negatives == 4
+    assert model.emits_probabilities and model.loss_name == "bce" and model.num_negatives == 32
     loaded = _round_trip(model, tmp_path)
     assert loaded.get_config() == model.get_config()
     np.testing.assert_allclose(np.asarray(loaded.score_all(users)), scores, rtol=1e-6)
@@ -118,8 +118,8 @@ def test_multinomial_likelihood_value_and_gradient():
     )
 
 
-def _fit(model, vectors, batch_size, epochs=1):
-    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=model.training_loss(), jit_compile=False)
+def _fit(model, vectors, batch_size, epochs=1, jit_compile=False):
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=model.training_loss(), jit_compile=jit_compile)
     data = tf.data.Dataset.from_tensor_slices(({"vector": vectors}, vectors)).batch(batch_size)
     return model.fit(data, epochs=epochs, verbose=0, shuffle=False)
 
@@ -147,6 +147,14 @@ def test_kl_annealing_grows_beta_per_update_up_to_the_cap():
     assert len(model.losses) == 1 and float(model.losses[0]) > 0
 
 
+def test_micro_batches_compile_with_xla():
+    # the default for this family: every chunk has a static shape, the last one overlapping
+    model = MultVAE(N_USERS, N_ITEMS, hidden_units=[8], latent_dim=4, micro_batch_size=4)
+    history = _fit(model, _multi_hot(), batch_size=9, epochs=2, jit_compile=True)
+    assert int(model.optimizer.iterations) == 6 and float(model.anneal_step) == 6.0  # ceil(9 / 4) per epoch
+    assert np.isfinite(history.history["loss"]).all()
+
+
 def test_dae_has_no_kl_and_micro_batches_off_means_one_update_per_batch():
     model = MultVAE(N_USERS, N_ITEMS, variant="dae", hidden_units=[8], latent_dim=4, micro_batch_size=0)
     vectors = _multi_hot()
@@ -164,29 +172,52 @@ def _lift(result: dict) -> tuple[float, float]:
     return result["metrics"]["test"]["ndcg@10"], result["baseline"]["pop"]["test"]["ndcg@10"]
 
 
+# One example per user: TINY's 300 users leave the autoencoder little to learn from (1.3x-1.4x pop),
+# so this run has 1,000 (still ~10 s). Test NDCG@10 / pop over seeds 1-6: 1.43x-1.84x; 1.68x at the
+# default seed 42, which this run uses (and reproduces exactly on the project machine).
+# No XLA: its compilation would dominate a run this short.
+AUTOENCODER_TINY = [
+    "dataset.synthetic.n_users=1000",
+    "trainer.epochs=10",
+    "trainer.jit_compile=false",
+    "trainer.checkpoint=false",
+    "logger=none",
+]
+
+
 def test_autoencoder_learns_on_tiny_synthetic_data(tmp_path: Path):
-    # 800 users: one example per user, so the 300-user TINY set gives a VAE too few steps (1.44x pop);
-    # this size reached 1.69x in 10 epochs.
-    result = recctl_json(
-        "train",
-        "model=autoencoder",
-        *TINY,
-        "dataset.synthetic.n_users=800",
-        "trainer.epochs=10",
-        cwd=tmp_path,
-    )
+    result = recctl_json("train", "model=autoencoder", *TINY, *AUTOENCODER_TINY, cwd=tmp_path)
+    model, pop = _lift(result)
+    assert model >= 1.5 * pop, (model, pop)
+
+
+# NeuMF needs more interactions than TINY has (it stays near pop there: id models cannot use the
+# validation item at test, and TINY gives them ~30 updates an epoch): 1,000 users x 500 items reached
+# 1.78x pop at seed 42 (1.34x-1.88x over seeds 1-3) in ~30 s.
+NEUMF_SMALL = [
+    "dataset.synthetic.n_users=1000",
+    "dataset.synthetic.n_items=500",
+    "trainer.batch_size=256",
+    "trainer.jit_compile=false",
+]
+
+
+@pytest.mark.slow
+def test_neumf_learns_on_small_synthetic_data(tmp_path: Path):
+    result = recctl_json("train", "model=neumf", *NEUMF_SMALL, "trainer.epochs=10", cwd=tmp_path)
     model, pop = _lift(result)
     assert model >= 1.5 * pop, (model, pop)
 
 
 @pytest.mark.slow
-def test_neumf_learns_on_tiny_synthetic_data(tmp_path: Path):
-    result = recctl_json("train", "model=neumf", *TINY, "trainer.epochs=10", cwd=tmp_path)
-    model, pop = _lift(result)
-    assert model >= 1.5 * pop, (model, pop)
+@pytest.mark.parametrize("model", ["autoencoder", "neumf"])
+def test_default_config_beats_pop_on_the_synthetic_default(tmp_path: Path, model: str):
+    result = recctl_json("train", f"model={model}", cwd=tmp_path, timeout=1200)
+    ndcg, pop = _lift(result)
+    assert ndcg >= 1.5 * pop, (ndcg, pop)
 
 
-# 0.95 x RecBole 1.2.1 on the same protocol (MultiDAE 0.0492, NeuMF 0.0649); BENCHMARKS.md for figures.
+# 0.95 x RecBole 1.2.1 on the same protocol (MultiDAE 0.0492, NeuMF 0.0649); measured: conf/model/*.yaml.
 ML100K_BARS = {"autoencoder": 0.0467, "neumf": 0.0617}
 
 

@@ -7,8 +7,10 @@ MLP layer are concatenated into one linear prediction layer: one logit per (user
 Trained pointwise with binary cross-entropy on each positive and `num_negatives` uniform negatives
 (the paper uses 4), so sigmoid(score) is an interaction probability.
 Differences from the paper: no pretraining of the towers (GMF and MLP are trained jointly from
-scratch, as RecBole's NeuMF does by default); optional dropout before each MLP layer (RecBole's
-`dropout_prob`); negatives are drawn per batch on the fly, uniformly over the catalogue.
+scratch, as RecBole's NeuMF does by default); 32 negatives per positive by default instead of 4
+(better under full ranking, see conf/model/neumf.yaml); optional dropout before each MLP layer
+(RecBole's `dropout_prob`) and L2 on the batch's embeddings; negatives are drawn per batch on the
+fly, uniformly over the catalogue.
 `variant="gmf"` or `"mlp"` keeps a single tower (the paper's GMF and MLP baselines).
 
 Scoring the whole catalogue reuses the first MLP layer's linearity, W [u; i] = W_u u + W_i i,
@@ -33,7 +35,9 @@ VARIANTS = ("neumf", "gmf", "mlp")
 
 @keras.saving.register_keras_serializable(package="recctl")
 class NeuMF(IdRecommender):
-    """XLA: see `jit_compile_default` below (measured on the 2-core CPU, BENCHMARKS.md style).
+    """XLA is on by default (`jit_compile: auto`), measured on ml-100k with 32 negatives, 6 epochs:
+    fit 26.9 s and 27.4 s with it, 29.5 s and 29.1 s without (~8%; it also used ~30% less CPU time
+    in a training-step micro-benchmark). Unlike wide_deep, four embedding gathers do not hurt it.
 
     Args:
     n_users, n_items: catalogue sizes (from the dataset).
@@ -44,10 +48,10 @@ class NeuMF(IdRecommender):
     variant: "neumf" (both towers), "gmf" or "mlp" (one tower).
     init_std: standard deviation of the normal initialiser of the embeddings (0.01 in the paper).
     l2: weight of the L2 penalty on the batch's embeddings (0 = the paper's default).
-    loss / num_negatives: see IdRecommender (default bce with 4 sampled negatives, as the paper).
+    loss / num_negatives: see IdRecommender (default bce, as the paper, with 32 sampled negatives).
     """
 
-    jit_compile_default = False
+    jit_compile_default = True
 
     def __init__(
         self,
@@ -61,7 +65,7 @@ class NeuMF(IdRecommender):
         init_std: float = 0.01,
         l2: float = 0.0,
         loss: str = "bce",
-        num_negatives: int = 4,
+        num_negatives: int = 32,
         **kwargs,
     ):
         super().__init__(n_users, n_items, loss=loss, num_negatives=num_negatives, **kwargs)
