@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install train test test-all bench lint format clean
+.PHONY: install train test test-all bench bench-robustness lint format clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,10 @@ test-all: install
 ## bench: quality and timing figures on ml-100k and synthetic data (see BENCHMARKS.md)
 bench: install
 	$(BIN)/python benchmarks/run.py
+
+## bench-robustness: every family's defaults on data shapes they were not tuned on (about 40 min)
+bench-robustness: install
+	$(BIN)/python benchmarks/robustness.py
 
 lint: install
 	$(BIN)/ruff check recctl tests benchmarks

@@ -2,8 +2,9 @@
 
 1. CLI start-up: `recctl --help` and `recctl train --help` beside `python -c "import tensorflow"`
    (median and min-max of 5 / 3 runs).
-2. Quality and training time on MovieLens 100K (peer protocol) for every model, with default configs,
-   beside the popularity baseline; and the default model on the embedded synthetic dataset.
+2. Quality and training time on MovieLens 100K (peer protocol) for every model family, with default
+   configs, beside the popularity baseline and issue #3's bar; wide_deep's CTR task; and every family
+   on the embedded synthetic dataset.
 Runs in a temporary folder; the datasets folder comes from $RECCTL_DATASETS or ../shared/datasets.
 """
 
@@ -22,6 +23,18 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 DATASETS = Path(os.environ.get("RECCTL_DATASETS", REPO.parent / "shared" / "datasets"))
+MODELS = ("pop", "mf", "wide_deep", "neumf", "cnn", "lstm", "attention", "autoencoder")
+# Issue #3's bars: 0.95 x RecBole 1.2.1's counterpart on the same protocol (sequence families: GRU4Rec);
+# every model must also beat pop.
+ML100K_BARS = {
+    "mf": 0.0639,
+    "neumf": 0.0617,
+    "autoencoder": 0.0467,
+    "cnn": 0.0457,
+    "lstm": 0.0457,
+    "attention": 0.0457,
+    "wide_deep": 0.0449,
+}
 
 
 def timed(cmd: list[str], runs: int, cwd: Path) -> tuple[float, float, float]:
@@ -44,9 +57,10 @@ def train(args: list[str], cwd: Path) -> dict:
 
 def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="recctl-bench-"))
+    load = os.getloadavg()[0]
     print(
         f"# recctl benchmarks ({time.strftime('%Y-%m-%d')}, {platform.processor() or platform.machine()}, "
-        f"{os.cpu_count()} cores, Python {platform.python_version()})\n"
+        f"{os.cpu_count()} cores, Python {platform.python_version()}, load average {load:.2f} at start)\n"
     )
     print("## CLI start-up (seconds: median [min-max])\n")
     print("| command | runs | median | min | max |\n|---|---|---|---|---|")
@@ -60,24 +74,34 @@ def main() -> None:
 
     ml = DATASETS / "ml-100k"
     rows = []
+    ctr = None
     if (ml / "u.data").is_file():
-        for model in ("pop", "mf", "wide_deep"):
+        for model in MODELS:
             r = train(["dataset=ml_100k", f"dataset.root={ml}", f"model={model}"], work)
             rows.append(("ml_100k", model, r))
+        ctr = train(["dataset=ml_100k", f"dataset.root={ml}", "experiment=ml100k_ctr"], work)
     else:
         print(f"\n(ml-100k not found at {ml}: skipped)")
-    rows.append(("synthetic (default)", "mf", train([], work)))
+    for model in MODELS:
+        rows.append(("synthetic (default)", model, train([f"model={model}"], work)))
     print("\n## Quality (test, full ranking, history masked) and training time, default configs\n")
-    print("| dataset | model | NDCG@10 | HR@10 | pop NDCG@10 | lift | epochs | fit s | s/epoch |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| dataset | model | NDCG@10 | HR@10 | pop NDCG@10 | lift | bar | epochs | fit s | s/epoch |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for dataset, model, r in rows:
         t, p, s = r["metrics"]["test"], r["baseline"]["pop"]["test"], r["seconds"]
         per_epoch = f"{s['per_epoch']:.2f}" if s["per_epoch"] else "-"
+        bar = f"{ML100K_BARS[model]:.4f}" if dataset == "ml_100k" and model in ML100K_BARS else "-"
         print(
             f"| {dataset} | {model} | {t['ndcg@10']:.4f} | {t['hr@10']:.4f} | {p['ndcg@10']:.4f} | "
-            f"{t['ndcg@10'] / p['ndcg@10']:.2f}x | {s['epochs'] or 0} | {s['fit'] or 0:.1f} | {per_epoch} |"
+            f"{t['ndcg@10'] / p['ndcg@10']:.2f}x | {bar} | {s['epochs'] or 0} | {s['fit'] or 0:.1f} | {per_epoch} |"
         )
     print(f"\nprotocol: {rows[0][2]['protocol']}")
+    if ctr is not None:
+        t, s = ctr["metrics"]["test"], ctr["seconds"]
+        print(
+            f"\nwide_deep CTR (experiment=ml100k_ctr): test AUC {t['auc']:.4f}, logloss {t.get('logloss') or 0:.4f}, "
+            f"{s['epochs']} epochs, fit {s['fit']:.1f} s, {s['per_epoch']:.2f} s/epoch (bar: RecBole WideDeep AUC 0.7830)"
+        )
     print(f"(work folder: {work})")
 
 

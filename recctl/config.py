@@ -95,7 +95,7 @@ class TrainerConfig:
     validate_every: int = 1
     evaluate_test: bool = True
     jit_compile: Any = "auto"  # true | false | auto (the model family's measured preference)
-    steps_per_execution: int = 32
+    steps_per_execution: Any = "auto"  # auto: 32 on one device, 1 under mirrored/multi_worker
     lr_schedule: Any | None = None
     checkpoint: bool = True
     verbose: str = "auto"  # auto | progress | lines | quiet
@@ -122,9 +122,15 @@ class GateConfig:
 
 @dataclass
 class StrategyConfig:
-    name: str = "auto"  # auto | cpu
-    device: str | None = None
-    mixed_precision: str | None = None
+    name: str = "auto"  # auto | cpu | one_device | mirrored | multi_worker | tpu (docs/distributed.md)
+    device: str | None = None  # one_device: e.g. /gpu:1 (default: /gpu:0 if there is one, else /cpu:0)
+    devices: list[str] | None = None  # mirrored: e.g. [/gpu:0, /gpu:1]; null = every local GPU
+    logical_cpus: int = 0  # mirrored: split the CPU into N logical devices (correctness checks)
+    cluster_resolver: str = "tf_config"  # multi_worker: tf_config | slurm
+    communication: str = "auto"  # multi_worker collectives: auto | ring | nccl
+    timeout_seconds: float = 300.0  # multi_worker: a collective waiting longer fails the job
+    tpu: str | None = None  # tpu: name or grpc:// address for TPUClusterResolver; null = local
+    mixed_precision: str | None = None  # null | mixed_float16 | mixed_bfloat16
 
 
 @dataclass

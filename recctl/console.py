@@ -35,6 +35,8 @@ def warn(message: str) -> None:
 
 
 def emit_json(obj: dict) -> None:
+    """One JSON object on stdout; keys starting with "_" are recctl's own bookkeeping and stay out."""
+    obj = {k: v for k, v in obj.items() if not k.startswith("_")}
     sys.stdout.write(json.dumps(obj, default=_jsonable) + "\n")
     sys.stdout.flush()
 

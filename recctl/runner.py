@@ -108,11 +108,12 @@ def _task(name: str, cfg, outcomes: _Outcomes) -> Any:
         code = EXIT_RUNTIME
         message = f"{type(exc).__name__}: {exc}".strip().splitlines()[0]
         result["error"] = message
-        where = _write_error_log(result.get("run_dir") or (job_dir if name == "train" else None))
+        log_dir = result.get("run_dir") or (job_dir if name == "train" and not result.get("role") else None)
+        where = _write_error_log(log_dir)
         console.error(message + (f" (traceback in {where})" if where else ""))
     result["status"] = _STATUS_BY_CODE.get(code, "failed")
     result["seconds"]["total"] = round(time.perf_counter() - start, 3)
-    if name == "train" and code not in (EXIT_OK, 3):
+    if name == "train" and code not in (EXIT_OK, 3) and not result.get("role"):
         _record_failed_run(result, job_dir, outcomes.multirun)
     outcomes.jobs.append((code, result))
     if console.json_mode() and not outcomes.multirun:
@@ -134,7 +135,7 @@ def _finish_sweep(name: str, outcomes: _Outcomes) -> int:
                 "command": name,
                 "status": "failed" if failed else "ok",
                 "sweep_dir": str(Path(outcomes.jobs[0][1].get("run_dir") or ".").parent),
-                "jobs": [r for _, r in outcomes.jobs],
+                "jobs": [{k: v for k, v in r.items() if not k.startswith("_")} for _, r in outcomes.jobs],
             }
         )
     if failed:

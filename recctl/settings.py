@@ -41,9 +41,10 @@ def trainer(cfg) -> TrainerConfig:
     _check(t.epochs >= 1, f"trainer.epochs must be >= 1. Received: {t.epochs}")
     _check(t.batch_size >= 1, f"trainer.batch_size must be >= 1. Received: {t.batch_size}")
     _check(t.patience >= 1, f"trainer.patience must be >= 1. Received: {t.patience}")
+    spe = t.steps_per_execution
     _check(
-        t.steps_per_execution >= 1,
-        f"trainer.steps_per_execution must be >= 1. Received: {t.steps_per_execution}",
+        spe == "auto" or (isinstance(spe, int) and not isinstance(spe, bool) and spe >= 1),
+        f"trainer.steps_per_execution must be a positive integer or auto. Received: {spe!r}",
     )
     _check(t.validate_every >= 1, f"trainer.validate_every must be >= 1. Received: {t.validate_every}")
     _check(
@@ -79,10 +80,49 @@ def evaluation(cfg) -> EvaluationConfig:
     return e
 
 
+STRATEGIES = ("auto", "cpu", "one_device", "mirrored", "multi_worker", "tpu")
+
+
 def strategy(cfg) -> StrategyConfig:
     s = _merge(StrategyConfig, cfg.get("strategy"), "strategy")
-    _check(s.name in ("auto", "cpu"), f"strategy.name must be auto or cpu. Received: {s.name!r}")
+    _check(
+        s.name != "parameter_server",
+        "strategy=parameter_server is not available: Keras 3 fit does not support ParameterServerStrategy "
+        "(keras-team/keras#18624); use mirrored or multi_worker (docs/distributed.md)",
+    )
+    _check(
+        s.name in STRATEGIES, f"strategy.name must be one of {', '.join(STRATEGIES)}. Received: {s.name!r}"
+    )
+    _check(
+        s.mixed_precision in (None, "mixed_float16", "mixed_bfloat16"),
+        f"strategy.mixed_precision must be null, mixed_float16 or mixed_bfloat16. Received: {s.mixed_precision!r}",
+    )
+    _check(s.logical_cpus >= 0, f"strategy.logical_cpus must be >= 0. Received: {s.logical_cpus}")
+    _check(
+        s.cluster_resolver in ("tf_config", "slurm"),
+        f"strategy.cluster_resolver must be tf_config or slurm. Received: {s.cluster_resolver!r}",
+    )
+    _check(
+        s.communication in ("auto", "ring", "nccl"),
+        f"strategy.communication must be auto, ring or nccl. Received: {s.communication!r}",
+    )
+    _check(s.timeout_seconds > 0, f"strategy.timeout_seconds must be > 0. Received: {s.timeout_seconds}")
     return s
+
+
+def placement(trainer_cfg: TrainerConfig, strategy_cfg: StrategyConfig) -> None:
+    """Refuse combinations that cannot run, before any data is read."""
+    spe = trainer_cfg.steps_per_execution
+    if strategy_cfg.name in ("mirrored", "multi_worker") and spe != "auto" and spe > 1:
+        raise ConfigError(
+            f"strategy={strategy_cfg.name} cannot run trainer.steps_per_execution={spe} with Keras 3.15 "
+            "(keras-team/keras#19246): use trainer.steps_per_execution=1 or auto"
+        )
+    if strategy_cfg.name in ("mirrored", "multi_worker") and trainer_cfg.jit_compile is True:
+        raise ConfigError(
+            f"strategy={strategy_cfg.name} cannot run trainer.jit_compile=true: XLA cannot compile a step that "
+            "reads variables placed on other replicas' devices; use trainer.jit_compile=auto or false"
+        )
 
 
 def export(cfg) -> ExportConfig:

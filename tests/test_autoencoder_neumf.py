@@ -15,7 +15,8 @@ tf = import_tensorflow()
 
 import keras  # noqa: E402
 
-from recctl.models.autoencoder import MultinomialLikelihood, MultVAE  # noqa: E402
+from recctl.models.autoencoder import MultVAE  # noqa: E402
+from recctl.models.base import MultinomialLikelihood  # noqa: E402
 from recctl.models.neumf import NeuMF  # noqa: E402
 
 N_USERS, N_ITEMS = 9, 13

@@ -20,7 +20,7 @@ def run(cfg, result: dict) -> dict:
     # Everything is validated before any data is read or any folder is filled.
     trainer = settings.trainer(cfg)
     evaluation = settings.evaluation(cfg)
-    settings.strategy(cfg)
+    settings.placement(trainer, settings.strategy(cfg))
     seed = settings.seed(cfg)
     paths = settings.paths(cfg)
     from recctl.evaluation.gate import check_gate, gate_settings
@@ -41,9 +41,15 @@ def run(cfg, result: dict) -> dict:
             "negatives), or use experiment=ml100k_ctr"
         )
 
+    # Where training runs; a TPU or device that is not here fails now, before any data is read.
+    from recctl.training.strategy import make_strategy
+
+    placement = make_strategy(cfg.strategy)
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
     model_name = hydra_cfg.runtime.choices.get("model") or "model"
+    if not placement.is_chief:
+        return _train_as_worker(cfg, trainer, seed, paths, placement, run_dir, result)
     result["run_dir"] = str(run_dir)
     result["model"] = model_name
     result["_monitor"] = trainer.monitor
@@ -72,7 +78,7 @@ def run(cfg, result: dict) -> dict:
     from recctl.training.curves import plot_curves
     from recctl.training.fit import fit, model_task
 
-    fitted = fit(cfg, trainer, snapshot, run_dir)
+    fitted = fit(cfg, trainer, snapshot, run_dir, placement)
     model = fitted.model
     if model_task(model) == "ctr":
         result["protocol"] = snapshot.protocol("ctr")
@@ -94,6 +100,8 @@ def run(cfg, result: dict) -> dict:
         epochs=fitted.epochs,
     )
     params = int(model.count_params())
+    if placement.multi_worker:  # lets anyone check that every worker ended with the chief's weights
+        result["weights_digest"] = weights_digest(model)
     atomic_write_json(
         run_dir / "metrics.json",
         {
@@ -134,3 +142,37 @@ def run(cfg, result: dict) -> dict:
     if verdict:
         console.info(verdict)
     return result
+
+
+def _train_as_worker(cfg, trainer, seed, paths, placement, run_dir: Path, result: dict) -> dict:
+    """A non-chief multi_worker process: it trains in lockstep with the chief but leaves no run folder
+    (Hydra's, holding only its .hydra config, is removed); logs and checkpoints go to scratch space."""
+    import shutil
+    import tempfile
+
+    from recctl.data.prepare import ensure_snapshot
+    from recctl.training.fit import fit
+
+    if run_dir.is_dir() and {p.name for p in run_dir.iterdir()} <= {".hydra"}:
+        shutil.rmtree(run_dir, ignore_errors=True)
+    result["role"] = "worker"
+    snapshot, _ = ensure_snapshot(cfg.dataset, paths.data_dir, seed)
+    result["dataset"] = {"name": snapshot.name, "fingerprint": snapshot.fingerprint}
+    with tempfile.TemporaryDirectory(prefix="recctl-worker-") as scratch:
+        fitted = fit(cfg, trainer, snapshot, Path(scratch), placement)
+    result["seconds"].update(fit=round(fitted.fit_seconds, 3), epochs=fitted.epochs)
+    result["weights_digest"] = weights_digest(fitted.model)
+    console.info(f"worker done: {fitted.epochs} epochs in step with the chief; the chief writes the run")
+    return result
+
+
+def weights_digest(model) -> str:
+    """sha256 over the model's weights: equal on every multi_worker worker when training was in step."""
+    import hashlib
+
+    import numpy as np
+
+    digest = hashlib.sha256()
+    for weight in model.get_weights():
+        digest.update(np.ascontiguousarray(weight).tobytes())
+    return digest.hexdigest()

@@ -15,7 +15,7 @@ def score_function(model, snapshot: Snapshot, split: str):
     from recctl.data.pipelines import scoring_context
 
     if model.input_kind == "id":
-        compiled = tf.function(model.score_all, input_signature=[tf.TensorSpec([None], tf.int32)])
+        compiled = tf.function(_float32_scores(model), input_signature=[tf.TensorSpec([None], tf.int32)])
         return lambda users: compiled(tf.constant(np.asarray(users, dtype=np.int32)))
     if model.input_kind == "sequence":
         spec = {
@@ -24,7 +24,7 @@ def score_function(model, snapshot: Snapshot, split: str):
         }
     else:
         spec = {"vector": tf.TensorSpec([None, snapshot.n_items], tf.float32)}
-    compiled = tf.function(model.score_all, input_signature=[spec])
+    compiled = tf.function(_float32_scores(model), input_signature=[spec])
     history = snapshot.csr("train", "valid", "test") if split == "all" else snapshot.history_for(split)
 
     def scores(users):
@@ -32,6 +32,11 @@ def score_function(model, snapshot: Snapshot, split: str):
         return compiled({key: tf.constant(value) for key, value in context.items()})
 
     return scores
+
+
+def _float32_scores(model):
+    """Scores as float32 whatever the compute dtype (mixed precision computes in float16/bfloat16)."""
+    return lambda context: tf.cast(model.score_all(context), tf.float32)
 
 
 def popularity_score_function(snapshot: Snapshot):

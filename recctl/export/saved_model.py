@@ -114,13 +114,13 @@ class HistoryServingModule(tf.Module):
             vector = tf.scatter_nd(
                 pairs, tf.ones(tf.shape(rows), tf.float32), tf.cast([batch, self.n_items], tf.int64)
             )
-            scores = self.model.score_all({"vector": tf.minimum(vector, 1.0)})
+            scores = tf.cast(self.model.score_all({"vector": tf.minimum(vector, 1.0)}), tf.float32)
         else:
             tokens = tf.reverse(known, axis=[1]) + 1  # most recent first, then right-pad and cut
             tokens = tokens.to_tensor(default_value=0, shape=[None, self.max_length])
             tokens = tf.cast(tf.reverse(tokens, axis=[1]), tf.int32)
             unknown_user = tf.fill([batch], tf.constant(-1, tf.int32))  # serving knows the history only
-            scores = self.model.score_all({"history": tokens, "user": unknown_user})
+            scores = tf.cast(self.model.score_all({"history": tokens, "user": unknown_user}), tf.float32)
         return tf.cast(scores, tf.float32), pairs
 
     @tf.function(input_signature=[tf.TensorSpec([None, None], tf.string, name="history")])

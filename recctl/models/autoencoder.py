@@ -11,7 +11,7 @@ non-trainable weight, saved with the model). At inference the code is the mean a
 dropout, so scores are deterministic.
 
 Differences from the paper:
-- The likelihood is `MultinomialLikelihood` below, not the base class's CategoricalCrossentropy:
+- The likelihood is `MultinomialLikelihood` (base.py), not Keras's CategoricalCrossentropy:
   same value, but TensorFlow's fused softmax cross-entropy gives the gradient softmax - x, right
   only when x sums to 1; with it the model did not learn (training loss rose every epoch).
 - `micro_batch_size`: the user-vector pipeline yields one example per user, so at the trainer's
@@ -49,23 +49,6 @@ def _rows(tensor, start, count):
         return None
     shape = ops.shape(tensor)
     return ops.slice(tensor, [start] + [0] * (len(shape) - 1), [count, *shape[1:]])
-
-
-@keras.saving.register_keras_serializable(package="recctl")
-class MultinomialLikelihood(keras.losses.Loss):
-    """-sum_i y_i log softmax(logits)_i per user: the multinomial negative log-likelihood of a multi-hot y.
-
-    Same value as `CategoricalCrossentropy(from_logits=True)`, but with the right gradient: that loss
-    runs TensorFlow's fused softmax cross-entropy, whose gradient (softmax - y) assumes y sums to 1;
-    for a user with n items the gradient of the likelihood is n * softmax - y.
-    """
-
-    def __init__(self, name="multinomial_likelihood", reduction="sum_over_batch_size", dtype=None):
-        super().__init__(name=name, reduction=reduction, dtype=dtype)
-
-    def call(self, y_true, y_pred):
-        y_true = ops.cast(y_true, y_pred.dtype)
-        return -ops.sum(y_true * ops.log_softmax(y_pred, axis=-1), axis=-1)
 
 
 @keras.saving.register_keras_serializable(package="recctl")
@@ -158,9 +141,6 @@ class MultVAE(UserVectorRecommender):
         self.seed_generator = keras.random.SeedGenerator()
         self.built = True
 
-    def training_loss(self) -> keras.losses.Loss:
-        return MultinomialLikelihood()
-
     def load_tables(self, tables):
         if self.popularity_prior and "item_popularity" in tables:
             counts = np.asarray(tables["item_popularity"], np.float32)
@@ -191,7 +171,7 @@ class MultVAE(UserVectorRecommender):
         mean, log_var = self.encode(inputs["vector"], training=training)
         code = mean
         if training and log_var is not None:
-            noise = keras.random.normal(ops.shape(mean), seed=self.seed_generator)
+            noise = keras.random.normal(ops.shape(mean), dtype=mean.dtype, seed=self.seed_generator)
             code = mean + ops.exp(0.5 * log_var) * noise
             kl = 0.5 * ops.sum(ops.exp(log_var) + ops.square(mean) - 1.0 - log_var, axis=-1)
             self.add_loss(self.beta() * ops.mean(kl))
@@ -208,8 +188,9 @@ class MultVAE(UserVectorRecommender):
         """
         size = self.micro_batch_size
         step = super().train_step
-        if not size:
-            return step(data)
+        strategy = getattr(self, "distribute_strategy", None)
+        if not size or getattr(strategy, "num_replicas_in_sync", 1) > 1:
+            return step(data)  # over replicas the pipeline yields micro-batches itself (fit.py)
         x, y, weight = keras.utils.unpack_x_y_sample_weight(data)
         n = ops.shape(y)[0]
         chunk = ops.minimum(n, size)

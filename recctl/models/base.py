@@ -18,6 +18,8 @@ from typing import Any, ClassVar
 import keras
 from keras import ops
 
+from recctl.models.distributed_fit_fix import DistributedFitFix
+
 
 def check_positive(name: str, value: Any, allow_zero: bool = False) -> None:
     """Reject a bad hyperparameter at once, naming the argument and the value received."""
@@ -32,7 +34,7 @@ def check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
         raise ValueError(f"{name} should be one of {', '.join(choices)}. Received: {name}={value!r}")
 
 
-class Recommender(keras.Model):
+class Recommender(DistributedFitFix, keras.Model):
     """Base of every model: catalogue sizes and the scoring contract."""
 
     input_kind: ClassVar[str] = ""
@@ -203,6 +205,23 @@ class SequenceRecommender(Recommender):
         return config
 
 
+@keras.saving.register_keras_serializable(package="recctl")
+class MultinomialLikelihood(keras.losses.Loss):
+    """-sum_i y_i log softmax(logits)_i per user: the multinomial negative log-likelihood of a multi-hot y.
+
+    Same value as `CategoricalCrossentropy(from_logits=True)`, but with the right gradient: that loss
+    runs TensorFlow's fused softmax cross-entropy, whose gradient (softmax - y) assumes y sums to 1;
+    for a user with n items the gradient of the likelihood is n * softmax - y.
+    """
+
+    def __init__(self, name="multinomial_likelihood", reduction="sum_over_batch_size", dtype=None):
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
+
+    def call(self, y_true, y_pred):
+        y_true = ops.cast(y_true, y_pred.dtype)
+        return -ops.sum(y_true * ops.log_softmax(y_pred, axis=-1), axis=-1)
+
+
 class UserVectorRecommender(Recommender):
     """Models over the user's whole interaction vector (a row of the user-item matrix).
 
@@ -216,5 +235,4 @@ class UserVectorRecommender(Recommender):
         return self(context, training=False)
 
     def training_loss(self) -> keras.losses.Loss:
-        # -sum(y * log_softmax(logits)): the multinomial likelihood of Mult-VAE/DAE
-        return keras.losses.CategoricalCrossentropy(from_logits=True, reduction="sum_over_batch_size")
+        return MultinomialLikelihood()

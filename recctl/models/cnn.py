@@ -159,8 +159,10 @@ class Caser(SequenceRecommender):
 
     def encode(self, history, user=None, training=False):
         history = self._last_items(history)
-        mask = ops.expand_dims(ops.cast(ops.greater(history, 0), "float32"), -1)
-        e = self.input_embedding(history) * mask  # [B, L, d], padding rows zero
+        e = self.input_embedding(history)
+        e = e * ops.expand_dims(
+            ops.cast(ops.greater(history, 0), e.dtype), -1
+        )  # [B, L, d], padding rows zero
         out_h = [ops.max(conv(e), axis=1) for conv in self.horizontal]  # L x [B, n_h]
         out_v = self.vertical(ops.transpose(e, (0, 2, 1)))  # [B, d, n_v]
         batch = ops.shape(e)[0]

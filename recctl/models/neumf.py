@@ -166,14 +166,17 @@ class NeuMF(IdRecommender):
         return ops.squeeze(self.prediction(joint), -1)
 
     def score_all(self, users):
-        kernel, bias = self.prediction.kernel, self.prediction.bias  # [gmf + mlp, 1], [1]
-        scores = ops.zeros((ops.shape(users)[0], self.n_items)) + bias
+        # Weights read directly are cast to the compute dtype (mixed precision); layer calls do it themselves.
+        dtype = self.compute_dtype
+        kernel = ops.cast(self.prediction.kernel, dtype)  # [gmf + mlp, 1]
+        bias = ops.cast(self.prediction.bias, dtype)  # [1]
+        scores = ops.zeros((ops.shape(users)[0], self.n_items), dtype=dtype) + bias
         if self.use_gmf:
             weighted = self.gmf_user(users) * ops.reshape(kernel[: self.gmf_width], (1, -1))
-            scores = scores + ops.matmul(weighted, ops.transpose(self.gmf_item.embeddings))
+            scores = scores + ops.matmul(weighted, ops.transpose(ops.cast(self.gmf_item.embeddings, dtype)))
         if self.use_mlp:
             u = self.mlp_first_user(self.mlp_user(users))  # [B, h0]
-            i = self.mlp_first_item(self.mlp_item.embeddings)  # [N, h0]
+            i = self.mlp_first_item(ops.cast(self.mlp_item.embeddings, dtype))  # [N, h0]
             hidden = ops.relu(ops.expand_dims(u, 1) + ops.expand_dims(i, 0))  # [B, N, h0]
             hidden = self._mlp_tail(hidden, False)
             scores = scores + ops.squeeze(ops.matmul(hidden, kernel[self.gmf_width :]), -1)

@@ -246,7 +246,7 @@ class WideDeep(IdRecommender):
             parts.append(numeric)
             wide = wide + ops.squeeze(num_wide(numeric), -1)
         elif who == "item":
-            wide = wide + ops.squeeze(self.item_num_wide.bias, -1)
+            wide = wide + ops.cast(ops.squeeze(self.item_num_wide.bias, -1), wide.dtype)
         return ops.concatenate(parts, axis=-1), wide, codes, numeric
 
     def _logits(self, user_deep, user_wide, user_codes, item_deep, item_wide, item_numeric, training):

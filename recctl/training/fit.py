@@ -23,7 +23,7 @@ from recctl.evaluation.ranking import evaluate_split
 from recctl.evaluation.report import score_function
 from recctl.training.callbacks import EpochCheckpoint, EpochLines, NanGuard, RankingValidation
 from recctl.training.factory import build_model, build_optimizer
-from recctl.training.strategy import make_strategy
+from recctl.training.strategy import Placement, set_precision, steps_per_execution
 
 
 @dataclass
@@ -43,22 +43,35 @@ def seed_everything(seed: int, deterministic: bool) -> None:
         tf.config.experimental.enable_op_determinism()
 
 
-def fit(cfg, trainer, snapshot: Snapshot, run_dir: Path) -> FitResult:
+def fit(cfg, trainer, snapshot: Snapshot, run_dir: Path, placement: Placement) -> FitResult:
+    """Train under `placement.strategy`; `run_dir` receives history, TensorBoard and checkpoints
+    (a scratch folder on multi_worker's non-chief workers)."""
     seed_everything(int(cfg.seed), trainer.deterministic)
-    strategy = make_strategy(cfg.strategy)
+    strategy = placement.strategy
+    replicas = placement.replicas
+    batch_size = int(trainer.batch_size)
+    if batch_size % replicas:
+        raise ConfigError(
+            f"trainer.batch_size={batch_size} is global and must split evenly over {replicas} replicas"
+        )
+    if replicas > 1:
+        console.info(
+            f"batch: {batch_size} global = {batch_size // replicas} per replica x {replicas} replicas"
+        )
+    set_precision(cfg.strategy.get("mixed_precision"))
     with strategy.scope():
         model = build_model(cfg.model, snapshot)
         if not model.needs_training:
             return FitResult(model=model)
         optimizer = build_optimizer(cfg.optimizer)
-        jit = trainer.jit_compile if trainer.jit_compile in (True, False) else model.jit_compile_default
+        jit = _jit(trainer, model, placement)
         model.compile(
             optimizer=optimizer,
             loss=model.training_loss(),
             jit_compile=jit,
-            steps_per_execution=int(trainer.steps_per_execution),
+            steps_per_execution=steps_per_execution(trainer, placement),
         )
-    dataset = _training_data(model, snapshot, trainer, int(cfg.seed))
+    dataset = _training_data(model, snapshot, trainer, int(cfg.seed), replicas)
 
     if model_task(model) == "ctr":  # labelled rows: validate on AUC
         monitor = "auc"
@@ -78,6 +91,8 @@ def fit(cfg, trainer, snapshot: Snapshot, run_dir: Path) -> FitResult:
                 score_fn, snapshot, "valid", [k], sorted({name, "ndcg", "hr"}), batch, with_auc=False
             )
 
+    if placement.multi_worker:  # every worker must take the same early-stopping decision
+        validate = _agreed(validate, strategy)
     validation = RankingValidation(
         validate,
         monitor,
@@ -102,9 +117,24 @@ def fit(cfg, trainer, snapshot: Snapshot, run_dir: Path) -> FitResult:
         callbacks.append(EpochLines(int(trainer.epochs)))
 
     start = time.perf_counter()
-    history = model.fit(
-        dataset, epochs=int(trainer.epochs), callbacks=callbacks, verbose=verbose, shuffle=False
-    )
+    try:
+        history = model.fit(
+            dataset, epochs=int(trainer.epochs), callbacks=callbacks, verbose=verbose, shuffle=False
+        )
+    except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError) as exc:
+        if not placement.multi_worker:
+            raise
+        detail = " ".join(str(exc).split())
+        lost = (
+            detail.split("unhealthy (stopped sending heartbeats):")[-1].split()[0]
+            if "unhealthy" in detail
+            else ""
+        )
+        raise RecctlError(
+            "multi_worker: training aborted, a worker stopped responding"
+            + (f" ({lost})" if lost.startswith("/job:") else "")
+            + "; restart every worker (the chief's run is marked failed)"
+        ) from None
     fit_seconds = time.perf_counter() - start
     if nan_guard.nan_epoch is not None:
         where = f"epoch {nan_guard.nan_epoch}" if nan_guard.nan_epoch > 0 else "the first epoch"
@@ -123,11 +153,37 @@ def fit(cfg, trainer, snapshot: Snapshot, run_dir: Path) -> FitResult:
     )
 
 
+def _agreed(validate, strategy):
+    """Average each validation figure over the workers: identical weights give identical figures,
+    but one worker stopping while another trains on would leave the other waiting in a collective."""
+
+    def agreed():
+        logs = validate()
+        out = {}
+        for key, value in sorted(logs.items()):
+            per_replica = strategy.experimental_distribute_values_from_function(
+                lambda _ctx, v=value: tf.constant(float(v), tf.float64)
+            )
+            out[key] = float(strategy.reduce(tf.distribute.ReduceOp.MEAN, per_replica, axis=None))
+        return out
+
+    return agreed
+
+
 def model_task(model) -> str:
     return getattr(model, "task", "ranking")
 
 
-def _training_data(model, snapshot: Snapshot, trainer, seed: int) -> tf.data.Dataset:
+def _jit(trainer, model, placement: Placement) -> bool:
+    """XLA: the family's measured preference under `auto`; off where it cannot run."""
+    if trainer.jit_compile in (True, False):
+        return trainer.jit_compile
+    if placement.name in ("mirrored", "multi_worker") or trainer.deterministic:
+        return False  # XLA cannot span replicas' devices; Keras turns it off under op determinism
+    return model.jit_compile_default
+
+
+def _training_data(model, snapshot: Snapshot, trainer, seed: int, replicas: int = 1) -> tf.data.Dataset:
     if model_task(model) == "ctr":
         if not snapshot.has_labels:
             raise ConfigError(
@@ -156,7 +212,17 @@ def _training_data(model, snapshot: Snapshot, trainer, seed: int) -> tf.data.Dat
         except ValueError as exc:
             raise RecctlError(str(exc)) from None
     if model.input_kind == "user_vector":
-        return user_vector_training_dataset(snapshot, int(trainer.batch_size), seed)
+        batch_size = int(trainer.batch_size)
+        micro = int(getattr(model, "micro_batch_size", 0) or 0)
+        if replicas > 1 and micro:
+            # Over replicas the model cannot loop over micro-batches inside one step (the optimizer's
+            # cross-replica sync cannot sit in a loop), so the pipeline yields them: same updates.
+            if micro % replicas:
+                raise ConfigError(
+                    f"model.micro_batch_size={micro} is global and must split evenly over {replicas} replicas"
+                )
+            batch_size = micro
+        return user_vector_training_dataset(snapshot, batch_size, seed)
     raise ConfigError(f"no input pipeline for input kind {model.input_kind!r}")
 
 
