@@ -33,6 +33,7 @@ _SUMMARIES = {
     "evaluate": "Full-ranking metrics of a run beside the popularity baseline; optional quality gate.",
     "export": "Export a run for serving: outputs/exports/<name>/<N>/ (TensorFlow Serving layout).",
     "recommend": "Top-K items for a user (or users_file=PATH) from a run or an export.",
+    "report": "Rewrite a sweep's leaderboard (CSV, Markdown, PNG) from its job folders.",
 }
 
 _EXAMPLES = {
@@ -41,6 +42,7 @@ _EXAMPLES = {
     "evaluate": "recctl evaluate run=latest gate.metric=ndcg@10 gate.min_lift=1.5",
     "export": "recctl export run=latest export.k=20",
     "recommend": "recctl recommend run=latest user=196 k=10",
+    "report": "recctl report sweep=latest",
 }
 
 
@@ -89,7 +91,7 @@ def _forwarder(name: str):
     return command
 
 
-for _name in ("prepare", "train", "evaluate", "export", "recommend"):
+for _name in ("prepare", "train", "evaluate", "export", "recommend", "report"):
     app.command(name=_name, context_settings=_FORWARD, help=_help(_name))(_forwarder(_name))
 
 

@@ -8,10 +8,21 @@ from pathlib import Path
 # Groups each command composes, in the order its primary config lists them.
 COMMAND_GROUPS: dict[str, tuple[str, ...]] = {
     "prepare": ("dataset",),
-    "train": ("dataset", "model", "optimizer", "strategy", "trainer", "evaluation", "logger", "experiment"),
+    "train": (
+        "dataset",
+        "model",
+        "optimizer",
+        "strategy",
+        "trainer",
+        "evaluation",
+        "logger",
+        "experiment",
+        "hparams_search",
+    ),
     "evaluate": ("evaluation",),
     "export": ("export",),
     "recommend": (),
+    "report": (),
 }
 
 

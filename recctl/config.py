@@ -89,6 +89,7 @@ class TrainerConfig:
     deterministic: bool = False
     early_stopping: bool = True
     patience: int = 4
+    min_updates: int = 1000  # early stopping waits for this many optimizer updates
     monitor: str = "ndcg@10"
     min_delta: float = 0.0
     restore_best: bool = True

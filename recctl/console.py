@@ -7,14 +7,18 @@ stderr; without it, results go to stdout and warnings/errors to stderr.
 from __future__ import annotations
 
 import json
+import os
 import sys
 
-_json_mode = False
+# Inherited through the environment, so sweep jobs that a launcher runs in other processes
+# (joblib, submitit) keep stdout for the one JSON object too.
+_json_mode = os.environ.get("RECCTL_JSON_MODE") == "1"
 
 
 def set_json_mode(on: bool) -> None:
     global _json_mode
     _json_mode = on
+    os.environ["RECCTL_JSON_MODE"] = "1" if on else "0"
 
 
 def json_mode() -> bool:

@@ -60,6 +60,9 @@ def run_command(name: str, args: list[str], json_output: bool = False) -> int:
         console.error("interrupted")
         return EXIT_INTERRUPTED
     except Exception as exc:  # composition errors: bad option, unknown key, wrong type, bad override
+        if outcomes.jobs:  # jobs ran, then the sweeper failed (e.g. Optuna with every trial failed)
+            console.error(f"sweep ended with an error: {_compact_hydra_error(exc)}")
+            return _finish_sweep(name, outcomes, None, failed_anyway=True)
         console.error(_compact_hydra_error(exc))
         if json_output:
             from recctl.results import new_result
@@ -70,10 +73,17 @@ def run_command(name: str, args: list[str], json_output: bool = False) -> int:
     finally:
         sys.argv = saved_argv
 
+    from recctl.sweep import last_sweep_dir
+
+    sweep_dir = last_sweep_dir()
+    if sweep_dir is not None and not outcomes.jobs:
+        # The launcher ran the jobs in other processes (joblib, submitit ...): read their folders.
+        outcomes.multirun = True
+        outcomes.jobs = _outcomes_from_folders(name, sweep_dir)
     if not outcomes.jobs:
         return EXIT_OK  # --cfg job, --info, hydra --help: nothing ran
     if outcomes.multirun:
-        return _finish_sweep(name, outcomes)
+        return _finish_sweep(name, outcomes, sweep_dir)
     return outcomes.jobs[-1][0]
 
 
@@ -127,21 +137,63 @@ def _sweep_value(result: dict) -> float | None:
     return valid.get(result.get("_monitor") or "ndcg@10") if result["status"] == "ok" else None
 
 
-def _finish_sweep(name: str, outcomes: _Outcomes) -> int:
+def _outcomes_from_folders(name: str, sweep_dir: Path) -> list[tuple[int, dict[str, Any]]]:
+    """Each job's result rebuilt from what it wrote (manifest.json, metrics.json)."""
+    from recctl.artifacts import read_json
+    from recctl.results import new_result
+    from recctl.sweep import job_dirs
+
+    jobs = []
+    for job in job_dirs(sweep_dir) if sweep_dir.is_dir() else []:
+        result = new_result(name)
+        result["run_dir"] = str(job)
+        try:
+            manifest = read_json(job / "manifest.json")
+        except (OSError, ValueError):
+            manifest = {"status": "failed", "error": "the job wrote no manifest (it died before starting?)"}
+        try:
+            metrics = read_json(job / "metrics.json")
+        except (OSError, ValueError):
+            metrics = {}
+        result.update(
+            model=manifest.get("model"),
+            dataset=metrics.get("dataset"),
+            protocol=metrics.get("protocol"),
+            error=manifest.get("error"),
+        )
+        if metrics.get("metrics"):
+            result["metrics"] = metrics["metrics"]
+            result["baseline"] = metrics.get("baseline") or result["baseline"]
+            result["seconds"].update(metrics.get("seconds") or {})
+        gate = manifest.get("gate") or {}
+        if manifest.get("status") == "completed" and gate.get("passed") is False:
+            code, result["error"] = 3, gate.get("verdict")
+        elif manifest.get("status") == "completed":
+            code = EXIT_OK
+        else:
+            code = EXIT_INTERRUPTED if manifest.get("status") == "interrupted" else EXIT_RUNTIME
+        result["status"] = _STATUS_BY_CODE.get(code, "failed")
+        jobs.append((code, result))
+    return jobs
+
+
+def _finish_sweep(name: str, outcomes: _Outcomes, sweep_dir: Path | None, failed_anyway: bool = False) -> int:
     failed = [r for code, r in outcomes.jobs if code != EXIT_OK]
+    if sweep_dir is None:
+        sweep_dir = Path(outcomes.jobs[0][1].get("run_dir") or ".").parent
     if console.json_mode():
         console.emit_json(
             {
                 "command": name,
-                "status": "failed" if failed else "ok",
-                "sweep_dir": str(Path(outcomes.jobs[0][1].get("run_dir") or ".").parent),
+                "status": "failed" if failed or failed_anyway else "ok",
+                "sweep_dir": str(sweep_dir.resolve()),
                 "jobs": [{k: v for k, v in r.items() if not k.startswith("_")} for _, r in outcomes.jobs],
             }
         )
     if failed:
         console.error(f"{len(failed)} of {len(outcomes.jobs)} sweep jobs failed")
         return EXIT_SWEEP_FAILED
-    return EXIT_OK
+    return EXIT_SWEEP_FAILED if failed_anyway else EXIT_OK
 
 
 def _record_failed_run(result: dict, job_dir: Path, multirun: bool) -> None:
@@ -190,4 +242,7 @@ def _compact_hydra_error(exc: BaseException) -> str:
     out = re.sub(
         r"(Available options in '[^']+': )(.*)$", lambda m: m.group(1) + ", ".join(m.group(2).split()), out
     )
-    return re.sub(r"\s+\.", ".", re.sub(r"\s+", " ", out)).strip()
+    out = re.sub(r"\s+\.", ".", re.sub(r"\s+", " ", out)).strip()
+    if re.search(r"hydra/(sweeper|launcher)", out) and "Could not" in out:
+        out += " (sweeper and launcher plugins come with the sweeps extra: pip install 'recctl[sweeps]')"
+    return out

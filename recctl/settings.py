@@ -41,6 +41,7 @@ def trainer(cfg) -> TrainerConfig:
     _check(t.epochs >= 1, f"trainer.epochs must be >= 1. Received: {t.epochs}")
     _check(t.batch_size >= 1, f"trainer.batch_size must be >= 1. Received: {t.batch_size}")
     _check(t.patience >= 1, f"trainer.patience must be >= 1. Received: {t.patience}")
+    _check(t.min_updates >= 0, f"trainer.min_updates must be >= 0. Received: {t.min_updates}")
     spe = t.steps_per_execution
     _check(
         spe == "auto" or (isinstance(spe, int) and not isinstance(spe, bool) and spe >= 1),

@@ -1,13 +1,16 @@
-"""Sweep summaries: after a multirun, one table of every job's overrides, status and metrics.
+"""Sweep leaderboards: one table (CSV + Markdown) and one plot per sweep folder.
 
-Runs as a Hydra callback (`on_multirun_end`), so it works with any launcher: it reads what each
-job wrote to its own folder rather than anything held in memory.
+Everything is read from what each job wrote to its own folder (manifest, metrics, Hydra overrides),
+never from memory, so it works with any launcher (jobs in other processes or machines), for a
+sweep still running, and for one with failed jobs. `SweepSummary` writes it at the end of every
+multirun; `recctl report sweep=PATH|latest` rewrites it on demand.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import math
 from pathlib import Path
 
 from hydra.experimental.callback import Callback
@@ -15,32 +18,49 @@ from hydra.experimental.callback import Callback
 from recctl import console
 from recctl.artifacts import atomic_write_text, read_json
 
-_METRICS = ("ndcg@10", "hr@10", "recall@10", "mrr@10")
+_METRICS = ("ndcg@10", "hr@10", "recall@10", "mrr@10", "auc")
+_LAST_SWEEP: dict[str, Path] = {}
 
 
 class SweepSummary(Callback):
+    """Hydra callback: remembers the sweep folder (for the exit code) and writes its leaderboard."""
+
+    def on_multirun_start(self, config, **kwargs) -> None:
+        _LAST_SWEEP["dir"] = Path(config.hydra.sweep.dir)
+
     def on_multirun_end(self, config, **kwargs) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
+        _LAST_SWEEP["dir"] = sweep_dir
         if sweep_dir.is_dir():
-            path = write_summary(sweep_dir)
-            console.info(f"sweep summary: {path} (and summary.csv)")
+            paths = write_leaderboard(sweep_dir)
+            console.info(f"leaderboard: {paths['md']} (and leaderboard.csv, leaderboard.png)")
+
+
+def last_sweep_dir() -> Path | None:
+    """The sweep folder of the multirun this process just ran (None when it ran no multirun)."""
+    return _LAST_SWEEP.get("dir")
+
+
+def job_dirs(sweep_dir: Path) -> list[Path]:
+    return sorted(
+        (p for p in sweep_dir.iterdir() if p.is_dir() and p.name.isdigit()), key=lambda p: int(p.name)
+    )
 
 
 def job_rows(sweep_dir: Path) -> list[dict]:
+    """One row per job folder: its overrides, status, metrics, epochs, time and parameter count."""
     rows = []
-    jobs = sorted(
-        (p for p in sweep_dir.iterdir() if p.is_dir() and p.name.isdigit()), key=lambda p: int(p.name)
-    )
-    for job in jobs:
+    for job in job_dirs(sweep_dir):
         manifest = _read(job / "manifest.json")
         metrics = _read(job / "metrics.json")
-        overrides = job / ".hydra" / "overrides.yaml"
+        status = manifest.get("status") or ("running" if (job / ".hydra").is_dir() else "unknown")
         row = {
-            "job": job.name,
-            "overrides": " ".join(_overrides(overrides)),
-            "status": manifest.get("status", "unknown"),
+            "job": int(job.name),
+            "overrides": " ".join(_overrides(job / ".hydra" / "overrides.yaml")),
+            "status": status,
             "model": manifest.get("model"),
             "epochs": manifest.get("epochs"),
+            "best_epoch": manifest.get("best_epoch"),
             "fit_s": (manifest.get("seconds") or {}).get("fit"),
             "params": manifest.get("params"),
         }
@@ -48,46 +68,160 @@ def job_rows(sweep_dir: Path) -> list[dict]:
             values = (metrics.get("metrics") or {}).get(split) or {}
             for name in _METRICS:
                 row[f"{split}_{name}"] = values.get(name)
-        pop = ((metrics.get("baseline") or {}).get("pop") or {}).get("test") or {}
-        row["pop_test_ndcg@10"] = pop.get("ndcg@10")
+        pop = (metrics.get("baseline") or {}).get("pop") or {}
+        row["pop_valid_ndcg@10"] = (pop.get("valid") or {}).get("ndcg@10")
+        row["pop_test_ndcg@10"] = (pop.get("test") or {}).get("ndcg@10")
         row["error"] = manifest.get("error")
         rows.append(row)
     return rows
 
 
-def write_summary(sweep_dir: Path) -> Path:
+def objective(sweep_dir: Path, rows: list[dict]) -> str:
+    """The column the sweep optimises: the validation value of trainer.monitor (CTR models: auc)."""
+    for row in rows:
+        if row.get("valid_auc") is not None and row.get("valid_ndcg@10") is None:
+            return "valid_auc"
+    config = sweep_dir / "multirun.yaml"
+    monitor = "ndcg@10"
+    if config.is_file():
+        from omegaconf import OmegaConf
+
+        try:
+            monitor = str(OmegaConf.select(OmegaConf.load(config), "trainer.monitor") or monitor)
+        except Exception:  # an unreadable multirun.yaml: the default objective
+            pass
+    return f"valid_{monitor}" if f"valid_{monitor}" in (rows[0] if rows else {}) else "valid_ndcg@10"
+
+
+def write_leaderboard(sweep_dir: Path) -> dict[str, Path]:
+    """leaderboard.csv, leaderboard.md and leaderboard.png in `sweep_dir`; returns their paths."""
     rows = _only_varying_overrides(job_rows(sweep_dir))
+    target = objective(sweep_dir, rows)
     columns = list(rows[0].keys()) if rows else ["job", "overrides", "status"]
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=columns)
     writer.writeheader()
     writer.writerows(rows)
-    atomic_write_text(sweep_dir / "summary.csv", buffer.getvalue())
-    ranked = sorted(rows, key=lambda r: -(r.get("valid_ndcg@10") or -1.0))
+    paths = {
+        "csv": sweep_dir / "leaderboard.csv",
+        "md": sweep_dir / "leaderboard.md",
+        "png": sweep_dir / "leaderboard.png",
+    }
+    atomic_write_text(paths["csv"], buffer.getvalue())
+    atomic_write_text(paths["md"], _markdown(sweep_dir, rows, target))
+    _plot(rows, target, paths["png"], sweep_dir.name)
+    return paths
+
+
+def _markdown(sweep_dir: Path, rows: list[dict], target: str) -> str:
+    done = [r for r in rows if r.get(target) is not None]
+    ranked = sorted(done, key=lambda r: -r[target]) + [r for r in rows if r.get(target) is None]
+    counts = {}
+    for row in rows:
+        counts[row["status"]] = counts.get(row["status"], 0) + 1
     lines = [
         f"# Sweep {sweep_dir.name}",
         "",
-        f"{len(rows)} jobs, ranked by validation NDCG@10 (full ranking).",
+        f"{len(rows)} jobs ({', '.join(f'{n} {s}' for s, n in sorted(counts.items()))}), ranked by {target} "
+        "(full ranking, history masked; test metrics beside the popularity baseline).",
         "",
     ]
-    show = [
-        "job",
-        "overrides",
-        "status",
-        "valid_ndcg@10",
-        "test_ndcg@10",
-        "test_hr@10",
-        "pop_test_ndcg@10",
-        "epochs",
-        "fit_s",
-    ]
+    if rows and rows[0].get("common_overrides"):
+        lines += [f"Common overrides: `{rows[0]['common_overrides']}`", ""]
+    if done:
+        best = ranked[0]
+        lines += [
+            f"Best: job {best['job']} ({target} {best[target]:.4f}): `{best['overrides'] or '(no overrides)'}`",
+            "",
+        ]
+    optuna = sweep_dir / "optimization_results.yaml"
+    if optuna.is_file():
+        lines += ["Optuna's best trial: see `optimization_results.yaml` (`best_params`, `best_value`).", ""]
+    show = ["job", "overrides", "status", target]
+    show += [c for c in ("test_ndcg@10", "test_hr@10", "test_auc", "pop_test_ndcg@10") if c != target]
+    show += ["epochs", "fit_s", "params", "error"]
+    show = [c for c in show if any(r.get(c) is not None for r in rows) or c in ("job", "overrides", "status")]
     lines.append("| " + " | ".join(show) + " |")
     lines.append("|" + "---|" * len(show))
     for row in ranked:
         lines.append("| " + " | ".join(_cell(row.get(c)) for c in show) + " |")
-    path = sweep_dir / "summary.md"
-    atomic_write_text(path, "\n".join(lines) + "\n")
-    return path
+    return "\n".join(lines) + "\n"
+
+
+def _plot(rows: list[dict], target: str, path: Path, title: str) -> None:
+    """The objective per job, then against each swept hyperparameter (failed jobs as red crosses at 0)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    params = _swept_params(rows)
+    panels = 1 + len(params)
+    ncols = min(panels, 3)
+    nrows = (panels + ncols - 1) // ncols
+    fig, grid = plt.subplots(nrows, ncols, figsize=(4.4 * ncols, 3.4 * nrows), squeeze=False)
+    axes = [ax for line in grid for ax in line]
+    for ax in axes[panels:]:
+        ax.set_visible(False)
+    ax = axes[0]
+    ok = [r for r in rows if r.get(target) is not None]
+    bad = [r for r in rows if r.get(target) is None]
+    ax.scatter([r["job"] for r in ok], [r[target] for r in ok], color="tab:blue", label=target)
+    if bad:
+        ax.scatter(
+            [r["job"] for r in bad], [0.0] * len(bad), color="tab:red", marker="x", label="failed / running"
+        )
+    pop = [r["pop_valid_ndcg@10"] for r in ok if r.get("pop_valid_ndcg@10") is not None]
+    if pop and target == "valid_ndcg@10":
+        ax.axhline(pop[0], color="gray", linestyle="--", linewidth=1, label="pop (valid)")
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    ax.set_xlabel("job")
+    ax.set_ylabel(target)
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7)
+    for ax, name in zip(axes[1:panels], params, strict=True):
+        values = [_param(r, name) for r in ok]
+        numeric = all(isinstance(v, (int, float)) for v in values) and values
+        if numeric:
+            ax.scatter(values, [r[target] for r in ok], color="tab:blue")
+            positive = [v for v in values if v > 0]
+            if positive and len(positive) == len(values) and max(positive) / min(positive) >= 10:
+                ax.set_xscale("log")
+        else:
+            labels = sorted({str(v) for v in values})
+            ax.scatter([labels.index(str(v)) for v in values], [r[target] for r in ok], color="tab:blue")
+            ax.set_xticks(range(len(labels)), labels, fontsize=7)
+        ax.set_xlabel(name)
+        ax.set_ylabel(target)
+    fig.tight_layout()
+    tmp = path.with_name(path.name + ".tmp.png")
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    tmp.replace(path)
+
+
+def _swept_params(rows: list[dict]) -> list[str]:
+    names: list[str] = []
+    for row in rows:
+        for item in row["overrides"].split():
+            key = item.split("=", 1)[0]
+            if "=" in item and key not in names:
+                names.append(key)
+    return names
+
+
+def _param(row: dict, name: str):
+    for item in row["overrides"].split():
+        key, _, value = item.partition("=")
+        if key == name:
+            try:
+                number = float(value)
+                return (
+                    int(number) if number.is_integer() and "." not in value and "e" not in value else number
+                )
+            except ValueError:
+                return value
+    return None
 
 
 def _only_varying_overrides(rows: list[dict]) -> list[dict]:
@@ -106,7 +240,7 @@ def _cell(value) -> str:
     if value is None:
         return "-"
     if isinstance(value, float):
-        return f"{value:.4f}"
+        return "nan" if math.isnan(value) else f"{value:.4f}"
     return str(value).replace("|", "\\|")
 
 

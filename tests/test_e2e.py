@@ -171,22 +171,6 @@ def test_prepare_is_content_addressed(tmp_path: Path):
     assert len(list((tmp_path / "data" / "processed" / "synthetic").iterdir())) == 2
 
 
-def test_multirun_writes_a_sweep_summary(tmp_path: Path):
-    proc = recctl(
-        "train", "-m", "model=pop,mf", *TINY, "trainer.epochs=1", "trainer.evaluate_test=false", cwd=tmp_path
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    sweeps = list((tmp_path / "outputs" / "sweeps").iterdir())
-    assert len(sweeps) == 1
-    sweep = sweeps[0]
-    assert {p.name for p in sweep.iterdir() if p.is_dir()} >= {"0", "1"}
-    with open(sweep / "summary.csv") as fh:
-        rows = list(csv.DictReader(fh))
-    assert [r["overrides"] for r in rows] == ["model=pop", "model=mf"]
-    assert all(r["status"] == "completed" and float(r["valid_ndcg@10"]) > 0 for r in rows)
-    assert "| job |" in (sweep / "summary.md").read_text()
-
-
 def test_csv_dataset_with_tabs_crlf_and_string_ids(tmp_path: Path):
     lines = ["userId\tmovieId\trating\tts"]
     for u in range(40):
@@ -227,16 +211,3 @@ def test_recommend_from_run_and_from_export(trained_workdir: Path):
     ]
     unknown = recctl("recommend", "run=latest", "user=nobody", cwd=trained_workdir)
     assert unknown.returncode == 2 and "unknown user id 'nobody'" in unknown.stderr
-
-
-def test_sweep_with_a_failed_job_exits_4_and_lists_it(tmp_path: Path):
-    proc = recctl("--json", "train", "-m", "model=pop", "trainer.epochs=1,0", *TINY, cwd=tmp_path)
-    assert proc.returncode == 4, proc.stdout + proc.stderr
-    summary = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert summary["status"] == "failed" and [j["status"] for j in summary["jobs"]] == ["ok", "failed"]
-    assert "trainer.epochs must be >= 1" in summary["jobs"][1]["error"]
-    sweep = next((tmp_path / "outputs" / "sweeps").iterdir())
-    with open(sweep / "summary.csv") as fh:
-        rows = list(csv.DictReader(fh))
-    assert [r["status"] for r in rows] == ["completed", "failed"]
-    assert "trainer.epochs must be >= 1" in rows[1]["error"]

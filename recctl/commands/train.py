@@ -11,7 +11,7 @@ from omegaconf import OmegaConf
 
 from recctl import console, settings
 from recctl.artifacts import atomic_write_json, atomic_write_text, environment, now_iso, update_manifest
-from recctl.errors import ConfigError
+from recctl.errors import ConfigError, RecctlError
 
 
 def run(cfg, result: dict) -> dict:
@@ -35,6 +35,10 @@ def run(cfg, result: dict) -> dict:
 
     model_class(cfg.model)
     check_optimizer(cfg.optimizer)
+    if cfg.logger.get("name") == "mlflow":
+        from recctl.training.mlflow_logger import check_available
+
+        check_available()
     if cfg.model.get("task") == "ctr" and cfg.dataset.get("label_threshold") is None:
         raise ConfigError(
             "model.task=ctr needs labelled rows: set dataset.label_threshold (e.g. 4; lower ratings become "
@@ -75,11 +79,41 @@ def run(cfg, result: dict) -> dict:
         seed=seed,
     )
 
-    from recctl.training.curves import plot_curves
-    from recctl.training.fit import fit, model_task
+    from recctl.training.fit import fit
 
-    fitted = fit(cfg, trainer, snapshot, run_dir, placement)
+    tracker = _start_tracking(cfg, paths, run_dir, model_name, snapshot)
+    try:
+        fitted = fit(cfg, trainer, snapshot, run_dir, placement, [tracker.callback()] if tracker else [])
+        evaluated = _complete_run(
+            cfg, evaluation, trainer, snapshot, fitted, placement, run_dir, result, started
+        )
+    except BaseException:
+        if tracker:
+            tracker.finish(None, status="FAILED")
+        raise
+    if tracker:
+        tracker.finish(evaluated)
+    try:
+        verdict = check_gate(gate, evaluated["metrics"], evaluated["baseline"])
+    except RecctlError as exc:  # the run is complete; its manifest says the gate failed (sweeps read it)
+        update_manifest(run_dir, gate={"passed": False, "verdict": str(exc)})
+        raise
+    if verdict:
+        update_manifest(run_dir, gate={"passed": True, "verdict": verdict})
+        console.info(verdict)
+    return result
+
+
+def _complete_run(
+    cfg, evaluation, trainer, snapshot, fitted, placement, run_dir: Path, result: dict, started
+):
+    """Save the model and curves, test it beside pop, write metrics.json, mark the manifest completed."""
+    from recctl.training.curves import plot_curves
+    from recctl.training.fit import model_task
+
     model = fitted.model
+    model_name = result["model"]
+    seed = settings.seed(cfg)
     if model_task(model) == "ctr":
         result["protocol"] = snapshot.protocol("ctr")
         result["_monitor"] = "auc"
@@ -138,10 +172,23 @@ def run(cfg, result: dict) -> dict:
         if model.needs_training
         else f"run: {run_dir}  (no training: {model_name})"
     )
-    verdict = check_gate(gate, evaluated["metrics"], evaluated["baseline"])
-    if verdict:
-        console.info(verdict)
-    return result
+    return evaluated
+
+
+def _start_tracking(cfg, paths, run_dir: Path, model_name: str, snapshot):
+    """logger=mlflow: an MLflow run mirroring this one (None for the other loggers)."""
+    if cfg.logger.get("name") != "mlflow":
+        return None
+    from recctl.training.mlflow_logger import MlflowRun, flat_params
+
+    tags = {
+        "recctl.run_dir": str(run_dir.resolve()),
+        "recctl.model": model_name,
+        "recctl.fingerprint": snapshot.fingerprint,
+    }
+    if run_dir.parent.parent.name == "sweeps":
+        tags["recctl.sweep"] = str(run_dir.parent.resolve())
+    return MlflowRun(cfg.logger, Path(paths.output_dir), run_dir, flat_params(cfg), tags)
 
 
 def _train_as_worker(cfg, trainer, seed, paths, placement, run_dir: Path, result: dict) -> dict:

@@ -17,6 +17,8 @@ class RankingValidation(keras.callbacks.Callback):
     """Full-ranking validation every `every` epochs; early stopping and best-weight restoring on `monitor`.
 
     Writes `val_<metric>` into the epoch logs so history.csv, TensorBoard and the epoch lines see it.
+    Early stopping waits for `min_updates` optimizer updates: on a small dataset an epoch is a few
+    updates, and some models (NeuMF) sit on a popularity plateau for the first few hundred.
     """
 
     def __init__(
@@ -28,8 +30,10 @@ class RankingValidation(keras.callbacks.Callback):
         early_stopping: bool,
         restore_best: bool,
         every: int = 1,
+        min_updates: int = 0,
     ):
         super().__init__()
+        self.min_updates = int(min_updates)
         self.evaluate_fn = evaluate_fn
         self.monitor = monitor
         self.patience = patience
@@ -60,9 +64,13 @@ class RankingValidation(keras.callbacks.Callback):
                 self.best_weights = self.model.get_weights()
         else:
             self.wait += 1
-            if self.early_stopping and self.wait >= self.patience:
+            if self.early_stopping and self.wait >= self.patience and self._updates() >= self.min_updates:
                 self.stopped_early = True
                 self.model.stop_training = True
+
+    def _updates(self) -> int:
+        optimizer = getattr(self.model, "optimizer", None)
+        return int(optimizer.iterations.numpy()) if optimizer is not None else 0
 
     def on_train_end(self, logs=None):
         if self.restore_best and self.best_weights is not None:

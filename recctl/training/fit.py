@@ -43,7 +43,9 @@ def seed_everything(seed: int, deterministic: bool) -> None:
         tf.config.experimental.enable_op_determinism()
 
 
-def fit(cfg, trainer, snapshot: Snapshot, run_dir: Path, placement: Placement) -> FitResult:
+def fit(
+    cfg, trainer, snapshot: Snapshot, run_dir: Path, placement: Placement, extra_callbacks=()
+) -> FitResult:
     """Train under `placement.strategy`; `run_dir` receives history, TensorBoard and checkpoints
     (a scratch folder on multi_worker's non-chief workers)."""
     seed_everything(int(cfg.seed), trainer.deterministic)
@@ -101,6 +103,7 @@ def fit(cfg, trainer, snapshot: Snapshot, run_dir: Path, placement: Placement) -
         trainer.early_stopping,
         trainer.restore_best,
         trainer.validate_every,
+        trainer.min_updates,
     )
     nan_guard = NanGuard()
     callbacks: list[keras.callbacks.Callback] = [
@@ -115,6 +118,7 @@ def fit(cfg, trainer, snapshot: Snapshot, run_dir: Path, placement: Placement) -
     verbose = _verbosity(trainer.verbose)
     if verbose == 0 and trainer.verbose != "quiet":
         callbacks.append(EpochLines(int(trainer.epochs)))
+    callbacks.extend(extra_callbacks)
 
     start = time.perf_counter()
     try:

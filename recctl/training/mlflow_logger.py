@@ -1,0 +1,118 @@
+"""logger=mlflow: one MLflow run per recctl run (parameters, per-epoch metrics, final metrics, files).
+
+Optional: MLflow is imported only when this logger is chosen (`pip install 'recctl[mlflow]'`).
+The default store is a SQLite file under the output folder (MLflow 3 refuses new file stores);
+artifacts go beside it. Sweep jobs are tagged with their sweep folder, so MLflow's UI can compare
+the jobs of one sweep.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import keras
+
+from recctl.errors import ConfigError
+
+_FILES = ("config.yaml", "metrics.json", "history.csv", "curves.png", "manifest.json")
+
+
+def check_available() -> None:
+    try:
+        import mlflow  # noqa: F401
+    except ImportError:
+        raise ConfigError("logger=mlflow needs MLflow: pip install 'recctl[mlflow]'") from None
+
+
+def tracking_uri(settings, output_dir: Path) -> str:
+    if settings.get("tracking_uri"):
+        return str(settings.tracking_uri)
+    folder = (output_dir / "mlflow").resolve()
+    folder.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{folder / 'mlflow.db'}"
+
+
+class MlflowRun:
+    """Start on creation; `callback()` logs each epoch; `finish()` logs results and files and ends it."""
+
+    def __init__(self, settings, output_dir: Path, run_dir: Path, params: dict, tags: dict):
+        import logging
+
+        import mlflow
+
+        logging.getLogger("mlflow").setLevel(logging.WARNING)  # no database-migration chatter
+        self._mlflow = mlflow
+        mlflow.set_tracking_uri(tracking_uri(settings, output_dir))
+        name = str(settings.get("experiment") or "recctl")
+        if mlflow.get_experiment_by_name(name) is None:
+            artifacts = (output_dir / "mlflow" / "artifacts").resolve()
+            mlflow.create_experiment(name, artifact_location=artifacts.as_uri())
+        mlflow.set_experiment(name)
+        self.run = mlflow.start_run(run_name=run_dir.name, tags={k: str(v) for k, v in tags.items()})
+        mlflow.log_params({k: _short(v) for k, v in params.items()})
+        self.run_dir = run_dir
+
+    def callback(self) -> keras.callbacks.Callback:
+        mlflow = self._mlflow
+
+        class _EpochMetrics(keras.callbacks.Callback):
+            def on_epoch_end(self, epoch, logs=None):
+                values = {k.replace("@", "_at_"): float(v) for k, v in (logs or {}).items() if _number(v)}
+                if values:
+                    mlflow.log_metrics(values, step=epoch + 1)
+
+        return _EpochMetrics()
+
+    def finish(self, evaluated: dict | None, status: str = "FINISHED") -> None:
+        mlflow = self._mlflow
+        if evaluated:
+            for split, values in (evaluated.get("metrics") or {}).items():
+                for name, value in (values or {}).items():
+                    if _number(value):
+                        mlflow.log_metric(f"{split}_{name}".replace("@", "_at_"), float(value))
+            pop = (evaluated.get("baseline") or {}).get("pop") or {}
+            for split, values in pop.items():
+                for name, value in (values or {}).items():
+                    if _number(value):
+                        mlflow.log_metric(f"pop_{split}_{name}".replace("@", "_at_"), float(value))
+        for name in _FILES:
+            path = self.run_dir / name
+            if path.is_file():
+                mlflow.log_artifact(str(path))
+        mlflow.end_run(status=status)
+
+
+def flat_params(cfg) -> dict:
+    """The config sections that define a run, flattened to dotted keys (MLflow params)."""
+    from omegaconf import OmegaConf
+
+    out = {"seed": cfg.get("seed")}
+    for section in ("dataset", "model", "optimizer", "strategy", "trainer"):
+        node = cfg.get(section)
+        if node is None:
+            continue
+        for key, value in _flatten(OmegaConf.to_container(node, resolve=True), section).items():
+            out[key] = value
+    return out
+
+
+def _flatten(value, prefix: str) -> dict:
+    if isinstance(value, dict):
+        out = {}
+        for key, inner in value.items():
+            out.update(_flatten(inner, f"{prefix}.{key}"))
+        return out
+    return {prefix: value}
+
+
+def _number(value) -> bool:
+    try:
+        float(value)
+        return True
+    except (TypeError, ValueError):
+        return False
+
+
+def _short(value) -> str:
+    text = str(value)
+    return text if len(text) <= 500 else text[:497] + "..."

@@ -1,0 +1,173 @@
+"""Sweeps (issue #5): grids, an Optuna search, parallel jobs, leaderboards, failures, determinism, MLflow."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+from conftest import TINY, recctl, recctl_json
+
+FAST = [*TINY, "trainer.epochs=1", "logger=none"]
+
+
+def _sweep(tmp_path: Path) -> Path:
+    sweeps = list((tmp_path / "outputs" / "sweeps").iterdir())
+    assert len(sweeps) == 1, sweeps
+    return sweeps[0]
+
+
+def _leaderboard(sweep: Path) -> list[dict]:
+    with open(sweep / "leaderboard.csv", newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def _sweep_json(proc) -> dict:
+    lines = [line for line in proc.stdout.splitlines() if line.strip()]
+    assert len(lines) == 1, proc.stdout  # one JSON object for the whole sweep, nothing else on stdout
+    return json.loads(lines[0])
+
+
+def test_grid_gives_one_job_folder_each_and_a_leaderboard(tmp_path: Path):
+    proc = recctl(
+        "--json", "train", "-m", "model=pop,mf", "optimizer.learning_rate=0.003,0.01", *FAST, cwd=tmp_path
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = _sweep_json(proc)
+    sweep = _sweep(tmp_path)
+    assert result["status"] == "ok" and Path(result["sweep_dir"]).resolve() == sweep.resolve()
+    assert sorted(p.name for p in sweep.iterdir() if p.is_dir()) == ["0", "1", "2", "3"]
+    rows = _leaderboard(sweep)
+    assert [r["overrides"] for r in rows] == [
+        "model=pop optimizer.learning_rate=0.003",
+        "model=pop optimizer.learning_rate=0.01",
+        "model=mf optimizer.learning_rate=0.003",
+        "model=mf optimizer.learning_rate=0.01",
+    ]
+    for row, job in zip(rows, result["jobs"], strict=True):
+        assert row["status"] == "completed"
+        assert float(row["valid_ndcg@10"]) == job["metrics"]["valid"]["ndcg@10"]
+        assert float(row["test_ndcg@10"]) == job["metrics"]["test"]["ndcg@10"]
+        assert int(row["params"]) > 0 and row["epochs"] != "" and row["fit_s"] != ""
+    markdown = (sweep / "leaderboard.md").read_text()
+    best = max(rows, key=lambda r: float(r["valid_ndcg@10"]))
+    assert (
+        f"Best: job {best['job']} " in markdown and "| job | overrides | status | valid_ndcg@10 |" in markdown
+    )
+    assert (sweep / "leaderboard.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_optuna_search_runs_its_trials_and_records_the_best(tmp_path: Path):
+    proc = recctl(
+        "--json", "train", "-m", "hparams_search=mf_optuna", "hydra.sweeper.n_trials=3", *FAST, cwd=tmp_path
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = _sweep_json(proc)
+    jobs = result["jobs"]
+    assert len(jobs) == 3 and all(j["status"] == "ok" for j in jobs)
+    from omegaconf import OmegaConf
+
+    best = OmegaConf.load(_sweep(tmp_path) / "optimization_results.yaml")
+    assert best.best_value == max(j["metrics"]["valid"]["ndcg@10"] for j in jobs)  # the value train returned
+    assert set(best.best_params) == {
+        "optimizer.learning_rate",
+        "model.embedding_dim",
+        "model.num_negatives",
+        "model.l2",
+    }
+    rows = _leaderboard(_sweep(tmp_path))
+    assert len(rows) == 3 and all("optimizer.learning_rate=" in r["overrides"] for r in rows)
+
+
+def test_failed_and_nan_jobs_are_listed_and_the_sweep_exits_4(tmp_path: Path):
+    proc = recctl(
+        "--json",
+        "train",
+        "-m",
+        "optimizer.learning_rate=0.01,1e30,-1",
+        *TINY,
+        "trainer.epochs=5",
+        "logger=none",
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 4, proc.stderr[-3000:]
+    result = _sweep_json(proc)
+    assert result["status"] == "failed"
+    assert [j["status"] for j in result["jobs"]] == ["ok", "failed", "failed"]
+    assert "loss became NaN in epoch 1: stopped" in result["jobs"][1]["error"]  # not all 5 epochs
+    assert "learning_rate" in result["jobs"][2]["error"]
+    rows = _leaderboard(_sweep(tmp_path))
+    assert [r["status"] for r in rows] == ["completed", "failed", "failed"]
+    assert "NaN" in rows[1]["error"]
+    assert "| failed |" in (_sweep(tmp_path) / "leaderboard.md").read_text()
+
+
+def test_joblib_launcher_runs_jobs_in_parallel_processes(tmp_path: Path):
+    proc = recctl(
+        "--json",
+        "train",
+        "-m",
+        "hydra/launcher=joblib",
+        "hydra.launcher.n_jobs=2",
+        "model=pop",
+        "trainer.epochs=1,0",
+        *TINY,
+        "logger=none",
+        cwd=tmp_path,
+        env={"TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1"},
+    )
+    assert proc.returncode == 4, proc.stderr[-3000:]  # the jobs ran elsewhere: outcome read from folders
+    result = _sweep_json(proc)
+    assert [j["status"] for j in result["jobs"]] == ["ok", "failed"]
+    assert "trainer.epochs must be >= 1" in result["jobs"][1]["error"]
+
+
+def test_report_rebuilds_the_leaderboard_of_a_running_or_partly_failed_sweep(tmp_path: Path):
+    proc = recctl("train", "-m", "model=pop", "trainer.epochs=1,0,2", *TINY, "logger=none", cwd=tmp_path)
+    assert proc.returncode == 4
+    sweep = _sweep(tmp_path)
+    (sweep / "2" / "manifest.json").unlink()  # as if job 2 were still running
+    (sweep / "leaderboard.csv").unlink()
+    report = recctl_json("report", "sweep=latest", cwd=tmp_path)
+    assert Path(report["sweep_dir"]).resolve() == sweep.resolve()
+    assert report["jobs"] == {"completed": 1, "failed": 1, "running": 1}
+    assert [r["status"] for r in _leaderboard(sweep)] == ["completed", "failed", "running"]
+    again = recctl_json("report", f"sweep={sweep}", cwd=tmp_path)
+    assert again["leaderboard"]["png"].endswith("leaderboard.png")
+    missing = recctl("report", "sweep=nowhere", cwd=tmp_path)
+    assert missing.returncode == 2 and "sweep=nowhere: no such folder" in missing.stderr
+
+
+def test_same_config_and_seed_give_the_same_metrics(tmp_path: Path):
+    args = [
+        "train",
+        "model=attention",
+        *TINY,
+        "trainer.epochs=2",
+        "trainer.deterministic=true",
+        "logger=none",
+    ]
+    first = recctl_json(*args, cwd=tmp_path)
+    second = recctl_json(*args, cwd=tmp_path)
+    assert first["metrics"] == second["metrics"]
+    assert first["run_dir"] != second["run_dir"]
+
+
+def test_mlflow_logger_records_params_epochs_metrics_and_files(tmp_path: Path):
+    result = recctl_json(
+        "train", *TINY, "trainer.epochs=2", "trainer.early_stopping=false", "logger=mlflow", cwd=tmp_path
+    )
+    import mlflow
+
+    mlflow.set_tracking_uri(f"sqlite:///{(tmp_path / 'outputs' / 'mlflow' / 'mlflow.db').resolve()}")
+    client = mlflow.tracking.MlflowClient()
+    experiment = client.get_experiment_by_name("recctl")
+    (run,) = client.search_runs([experiment.experiment_id])
+    assert run.info.status == "FINISHED"
+    assert run.data.params["model.embedding_dim"] == "64" and run.data.params["seed"] == "42"
+    assert run.data.metrics["test_ndcg_at_10"] == result["metrics"]["test"]["ndcg@10"]
+    assert run.data.metrics["pop_test_ndcg_at_10"] == result["baseline"]["pop"]["test"]["ndcg@10"]
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "loss")] == [1, 2]
+    files = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"config.yaml", "metrics.json", "history.csv"} <= files
+    assert run.data.tags["recctl.run_dir"] == str(Path(result["run_dir"]).resolve())
