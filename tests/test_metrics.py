@@ -75,3 +75,44 @@ def test_binary_auc_and_logloss():
 def test_unknown_metric_name():
     with pytest.raises(ValueError, match="unknown metric"):
         RankingAccumulator([5], 10, ["hr", "ndgc"])
+
+
+def test_full_ranking_auc_with_several_targets_per_user_matches_brute_force():
+    """Random splits leave users several test items: each target's AUC counts only true negatives."""
+    import tensorflow as tf
+
+    from recctl.evaluation.ranking import _batch_auc
+
+    rng = np.random.default_rng(0)
+    n_users, n_items = 3, 30
+    scores = rng.normal(size=(n_users, n_items)).astype(np.float32)
+    scores[0, 5] = scores[0, 6]  # a tie between a target and a negative counts one half
+    history = {0: [1, 2], 1: [3], 2: []}
+    targets = {0: [5, 7, 9], 1: [0, 4], 2: [8, 10, 11, 12]}
+    for user, items in history.items():
+        scores[user, items] = -np.inf
+    t_rows = np.array([u for u, items in targets.items() for _ in items], np.int32)
+    t_items = np.array([i for items in targets.values() for i in items], np.int32)
+    masked_per_user = np.array([len(history[u]) for u in range(n_users)])
+    targets_per_user = np.array([len(targets[u]) for u in range(n_users)])
+    got = _batch_auc(
+        tf.constant(scores), np.arange(n_users), t_rows, t_items, masked_per_user, targets_per_user, n_items
+    )
+    expected = []
+    for user in range(n_users):
+        negatives = [i for i in range(n_items) if i not in history[user] and i not in targets[user]]
+        per_target = [
+            np.mean(
+                [
+                    1.0
+                    if scores[user, t] > scores[user, n]
+                    else 0.5
+                    if scores[user, t] == scores[user, n]
+                    else 0.0
+                    for n in negatives
+                ]
+            )
+            for t in targets[user]
+        ]
+        expected.append(np.mean(per_target))
+    np.testing.assert_allclose(got, expected, rtol=1e-6)

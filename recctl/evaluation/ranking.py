@@ -32,7 +32,7 @@ def _mask_and_topk(scores, mask_rows, mask_items, k):
 def _greater_equal_counts(masked, target_rows, target_items):
     """For each target: how many items of its row score above it, and how many tie with it."""
     row_scores = tf.gather(masked, target_rows)
-    own = tf.gather_nd(masked, tf.stack([tf.range(tf.shape(target_rows)[0]), target_items], axis=1))
+    own = tf.gather_nd(masked, tf.stack([target_rows, target_items], axis=1))  # each target's own score
     greater = tf.reduce_sum(tf.cast(row_scores > own[:, None], tf.int32), axis=1)
     equal = tf.reduce_sum(tf.cast(row_scores == own[:, None], tf.int32), axis=1) - 1
     return greater, equal
