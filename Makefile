@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed-stamp
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e ".[dev,sweeps,mlflow]"
+	$(BIN)/python -m pip install -q -e ".[dev,sweeps,mlflow,export]"
 	touch $(STAMP)
 
 ## install: virtualenv in .venv with recctl (editable) and its pinned dependencies

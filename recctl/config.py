@@ -136,9 +136,10 @@ class StrategyConfig:
 
 @dataclass
 class ExportConfig:
-    format: str = "saved_model"
+    format: str = "saved_model"  # saved_model | keras | onnx | litert
     k: int = 10
     name: str | None = None
+    quantize: str = "none"  # litert only: none | dynamic | float16
 
 
 _cs = ConfigStore.instance()

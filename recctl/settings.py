@@ -129,8 +129,16 @@ def placement(trainer_cfg: TrainerConfig, strategy_cfg: StrategyConfig) -> None:
 def export(cfg) -> ExportConfig:
     e = _merge(ExportConfig, cfg.get("export"), "export")
     _check(
-        e.format in ("saved_model",),
-        f"export.format must be saved_model (keras, onnx, litert come later). Received: {e.format!r}",
+        e.format in ("saved_model", "keras", "onnx", "litert"),
+        f"export.format must be saved_model, keras, onnx or litert. Received: {e.format!r}",
+    )
+    _check(
+        e.quantize in ("none", "dynamic", "float16"),
+        f"export.quantize must be none, dynamic or float16. Received: {e.quantize!r}",
+    )
+    _check(
+        e.quantize == "none" or e.format == "litert",
+        f"export.quantize={e.quantize} applies to export.format=litert only. Received format: {e.format}",
     )
     _check(e.k >= 1, f"export.k must be >= 1. Received: {e.k}")
     if e.name is not None:

@@ -1,0 +1,66 @@
+"""Check the figures quoted in conf/experiment/ml100k_*.yaml: train each one, print test metrics.
+
+    python benchmarks/experiments.py [family ...]      (needs ml-100k under $RECCTL_DATASETS)
+
+Quality only: the seconds printed come from whatever else the machine is doing; timings belong to
+`make bench`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+DATASETS = Path(os.environ.get("RECCTL_DATASETS", REPO.parent / "shared" / "datasets"))
+FAMILIES = ["mf", "wide_deep", "neumf", "cnn", "lstm", "attention", "autoencoder", "ctr"]
+
+
+def main() -> None:
+    ml = DATASETS / "ml-100k"
+    if not (ml / "u.data").is_file():
+        raise SystemExit(f"ml-100k not found at {ml}")
+    work = Path(tempfile.mkdtemp(prefix="recctl-experiments-"))
+    print(
+        "| experiment | test NDCG@10 | HR@10 | AUC | pop NDCG@10 | epochs | best epoch |\n|---|---|---|---|---|---|---|"
+    )
+    for family in sys.argv[1:] or FAMILIES:
+        name = f"ml100k_{family}"
+        proc = subprocess.run(
+            [
+                str(BIN / "recctl"),
+                "--json",
+                "train",
+                f"experiment={name}",
+                f"dataset.root={ml}",
+                "logger=none",
+            ],
+            cwd=work,
+            capture_output=True,
+            text=True,
+        )
+        try:
+            r = json.loads(proc.stdout)
+        except ValueError:
+            print(f"| {name} | error: {proc.stderr.strip().splitlines()[-1:]} ||||||")
+            continue
+        if r["status"] != "ok":
+            print(f"| {name} | {r['status']}: {r['error']} ||||||")
+            continue
+        t, p = r["metrics"]["test"], r["baseline"]["pop"]["test"]
+        manifest = json.loads((Path(work) / r["run_dir"] / "manifest.json").read_text())
+        print(
+            f"| {name} | {t.get('ndcg@10', float('nan')):.4f} | {t.get('hr@10', float('nan')):.4f} | "
+            f"{t.get('auc', float('nan')):.4f} | {p.get('ndcg@10', float('nan')):.4f} | {r['seconds']['epochs']} | "
+            f"{manifest.get('best_epoch')} |"
+        )
+        sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
