@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
+from common import train_result
+
 REPO = Path(__file__).resolve().parent.parent
-BIN = Path(sys.executable).parent
 DATASETS = Path(os.environ.get("RECCTL_DATASETS", REPO.parent / "shared" / "datasets"))
 FAMILIES = ["mf", "wide_deep", "neumf", "cnn", "lstm", "attention", "autoencoder", "ctr"]
 
@@ -31,26 +31,9 @@ def main() -> None:
     )
     for family in sys.argv[1:] or FAMILIES:
         name = f"ml100k_{family}"
-        proc = subprocess.run(
-            [
-                str(BIN / "recctl"),
-                "--json",
-                "train",
-                f"experiment={name}",
-                f"dataset.root={ml}",
-                "logger=none",
-            ],
-            cwd=work,
-            capture_output=True,
-            text=True,
-        )
-        try:
-            r = json.loads(proc.stdout)
-        except ValueError:
-            print(f"| {name} | error: {proc.stderr.strip().splitlines()[-1:]} ||||||")
-            continue
-        if r["status"] != "ok":
-            print(f"| {name} | {r['status']}: {r['error']} ||||||")
+        r, failure = train_result([f"experiment={name}", f"dataset.root={ml}", "logger=none"], work)
+        if failure:
+            print(f"| {name} | {failure} ||||||")
             continue
         t, p = r["metrics"]["test"], r["baseline"]["pop"]["test"]
         manifest = json.loads((Path(work) / r["run_dir"] / "manifest.json").read_text())

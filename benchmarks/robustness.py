@@ -10,15 +10,14 @@ test NDCG@10 beside popularity:
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
+from common import train_result
+
 REPO = Path(__file__).resolve().parent.parent
-BIN = Path(sys.executable).parent
 DATASETS = Path(os.environ.get("RECCTL_DATASETS", REPO.parent / "shared" / "datasets"))
 MODELS = ["mf", "wide_deep", "neumf", "cnn", "lstm", "attention", "autoencoder"]
 
@@ -55,19 +54,9 @@ def main() -> None:
     print("| dataset | model | test NDCG@10 | pop | lift | epochs | fit s |\n|---|---|---|---|---|---|---|")
     for name, args in datasets(work).items():
         for model in models:
-            proc = subprocess.run(
-                [str(BIN / "recctl"), "--json", "train", f"model={model}", *args],
-                cwd=work,
-                capture_output=True,
-                text=True,
-            )
-            try:
-                r = json.loads(proc.stdout)
-            except ValueError:
-                print(f"| {name} | {model} | error: {proc.stderr.strip().splitlines()[-1:]} |||||")
-                continue
-            if r["status"] != "ok":
-                print(f"| {name} | {model} | {r['status']}: {r.get('error')} |||||")
+            r, failure = train_result([f"model={model}", *args], work)
+            if failure:
+                print(f"| {name} | {model} | {failure} |||||")
                 continue
             t, p = r["metrics"]["test"]["ndcg@10"], r["baseline"]["pop"]["test"]["ndcg@10"]
             print(
