@@ -198,3 +198,25 @@ def test_export_command_writes_each_format_in_its_own_version_folder(trained_wor
         "export", "run=latest", "export.format=onnx", "export.quantize=dynamic", cwd=trained_workdir, expect=2
     )
     assert "applies to export.format=litert only" in bad["error"]
+
+
+def test_saved_model_serving_exclude_leaves_out_the_listed_items(trained_workdir: Path):
+    import tensorflow as tf
+
+    exported = recctl_json("export", "run=latest", "export.name=exclude", cwd=trained_workdir)
+    served = tf.saved_model.load(exported["export_dir"])
+    users = tf.constant(["u0001", "no-such-user"])
+    plain = served.signatures["serving_default"](user_id=users)["item_ids"].numpy().astype(str)
+    drop = [plain[0][0], plain[0][3]]
+    out = (
+        served.signatures["serving_exclude"](
+            user_id=users, exclude_item_ids=tf.constant([drop, ["", "not-an-item"]])
+        )["item_ids"]
+        .numpy()
+        .astype(str)
+    )
+    assert not set(drop) & set(out[0])
+    assert list(out[0][:2]) == [plain[0][1], plain[0][2]]  # the rest keep their order
+    assert list(out[1]) == list(plain[1])  # padding and unknown ids change nothing
+    info = json.loads((Path(exported["export_dir"]) / "export.json").read_text())
+    assert set(info["signatures"]) == {"serving_default", "serving_exclude", "score"}

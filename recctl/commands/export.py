@@ -169,7 +169,8 @@ def _card_usage(info: dict, loaded) -> tuple[str, str]:
         request = json.dumps({"signature_name": "serving_default", "instances": [instance]})
         signature = (
             f"- `serving_default`: {inputs} -> `item_ids` (string[batch, {k}]), `scores` (float32[batch, {k}]). "
-            f"{note}\n- `score`: the same input plus `item_ids` (string[batch, n]) -> `scores` (float32[batch, n]); "
+            f"{note}\n- `serving_exclude`: the same input plus `exclude_item_ids` (string[batch, m], '' pads): "
+            "those items are left out too.\n- `score`: the same input plus `item_ids` (string[batch, n]) -> `scores` (float32[batch, n]); "
             "unknown items score -inf."
         )
         usage = f"""TensorFlow Serving REST (`tensorflow_model_server --rest_api_port=8501 --model_name={info["model"]} --model_base_path=PARENT_OF_THIS_FOLDER`):

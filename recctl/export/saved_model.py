@@ -4,6 +4,9 @@ Signatures (docs/interface.md):
   serving_default(user_id: string[B]) -> item_ids: string[B, k], scores: float32[B, k]
       top-k items for each user, the user's seen items (train, valid and test) left out;
       an unknown user gets the most popular items.
+  serving_exclude(user_id: string[B], exclude_item_ids: string[B, E]) -> the same, with the listed
+      items left out too ('' pads; unknown ids are ignored). A signature of its own because a
+      SavedModel signature has no optional inputs: TF Serving requires every input it declares.
   score(user_id: string[B], item_ids: string[B, C]) -> scores: float32[B, C]
       the model's scores of the given items (unknown items score -inf).
 The Keras model, the id maps and the seen-items lists are all inside the SavedModel, so it loads
@@ -51,6 +54,18 @@ class ServingModule(tf.Module):
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="user_id")])
     def serve(self, user_id):
+        return self._top_k(user_id, tf.fill([tf.shape(user_id)[0], 0], ""))
+
+    @tf.function(
+        input_signature=[
+            tf.TensorSpec([None], tf.string, name="user_id"),
+            tf.TensorSpec([None, None], tf.string, name="exclude_item_ids"),
+        ]
+    )
+    def serve_excluding(self, user_id, exclude_item_ids):
+        return self._top_k(user_id, exclude_item_ids)
+
+    def _top_k(self, user_id, exclude_item_ids):
         index, known, safe = self._user_index(user_id)
         scores = tf.cast(self.model.score_all(safe), tf.float32)
         scores = tf.where(known[:, None], scores, self.popularity[None, :])
@@ -63,6 +78,7 @@ class ServingModule(tf.Module):
         scores = tf.tensor_scatter_nd_update(
             scores, tf.stack([rows, items], axis=1), tf.fill(tf.shape(rows), tf.constant(-np.inf, tf.float32))
         )
+        scores = _exclude(scores, self.item_table.lookup(exclude_item_ids))
         top = tf.math.top_k(scores, k=self.k, sorted=True)
         return {"item_ids": tf.gather(self.item_ids, top.indices), "scores": top.values}
 
@@ -125,10 +141,23 @@ class HistoryServingModule(tf.Module):
 
     @tf.function(input_signature=[tf.TensorSpec([None, None], tf.string, name="history")])
     def serve(self, history):
+        return self._top_k(history, tf.fill([tf.shape(history)[0], 0], ""))
+
+    @tf.function(
+        input_signature=[
+            tf.TensorSpec([None, None], tf.string, name="history"),
+            tf.TensorSpec([None, None], tf.string, name="exclude_item_ids"),
+        ]
+    )
+    def serve_excluding(self, history, exclude_item_ids):
+        return self._top_k(history, exclude_item_ids)
+
+    def _top_k(self, history, exclude_item_ids):
         scores, pairs = self._scores(history)
         scores = tf.tensor_scatter_nd_update(
             scores, pairs, tf.fill(tf.shape(pairs)[:1], tf.constant(-np.inf, tf.float32))
         )
+        scores = _exclude(scores, self.item_table.lookup(exclude_item_ids))
         top = tf.math.top_k(scores, k=self.k, sorted=True)
         return {"item_ids": tf.gather(self.item_ids, top.indices), "scores": top.values}
 
@@ -145,16 +174,41 @@ class HistoryServingModule(tf.Module):
         return {"scores": tf.where(item_index >= 0, picked, tf.constant(-np.inf, tf.float32))}
 
 
+def _exclude(scores, exclude_index):
+    """Set the scores of the listed items (item indexes [B, E]; -1 = unknown or padding) to -inf."""
+    rows = tf.repeat(
+        tf.range(tf.shape(scores)[0], dtype=tf.int64)[:, None], tf.shape(exclude_index)[1], axis=1
+    )
+    keep = exclude_index >= 0
+    pairs = tf.stack([tf.boolean_mask(rows, keep), tf.boolean_mask(exclude_index, keep)], axis=1)
+    return tf.tensor_scatter_nd_update(
+        scores, pairs, tf.fill(tf.shape(pairs)[:1], tf.constant(-np.inf, tf.float32))
+    )
+
+
 def write_saved_model(model, snapshot, folder: Path, k: int) -> dict:
     """Write the SavedModel into `folder` (a staging folder); returns the signature description."""
     if model.input_kind != "id":
         module = HistoryServingModule(model, snapshot.item_ids, k)
         tf.saved_model.save(
-            module, str(folder), signatures={"serving_default": module.serve, "score": module.score}
+            module,
+            str(folder),
+            signatures={
+                "serving_default": module.serve,
+                "serving_exclude": module.serve_excluding,
+                "score": module.score,
+            },
         )
         return {
             "serving_default": {
                 "inputs": {"history": "string[batch, n] (original item ids, most recent last; '' pads)"},
+                "outputs": {
+                    "item_ids": f"string[batch, {module.k}]",
+                    "scores": f"float32[batch, {module.k}]",
+                },
+            },
+            "serving_exclude": {
+                "inputs": {"history": "string[batch, n]", "exclude_item_ids": "string[batch, m] ('' pads)"},
                 "outputs": {
                     "item_ids": f"string[batch, {module.k}]",
                     "scores": f"float32[batch, {module.k}]",
@@ -170,11 +224,19 @@ def write_saved_model(model, snapshot, folder: Path, k: int) -> dict:
     tf.saved_model.save(
         module,
         str(folder),
-        signatures={"serving_default": module.serve, "score": module.score},
+        signatures={
+            "serving_default": module.serve,
+            "serving_exclude": module.serve_excluding,
+            "score": module.score,
+        },
     )
     return {
         "serving_default": {
             "inputs": {"user_id": "string[batch]"},
+            "outputs": {"item_ids": f"string[batch, {module.k}]", "scores": f"float32[batch, {module.k}]"},
+        },
+        "serving_exclude": {
+            "inputs": {"user_id": "string[batch]", "exclude_item_ids": "string[batch, m] ('' pads)"},
             "outputs": {"item_ids": f"string[batch, {module.k}]", "scores": f"float32[batch, {module.k}]"},
         },
         "score": {
