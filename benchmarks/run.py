@@ -102,7 +102,26 @@ def main() -> None:
             f"\nwide_deep CTR (experiment=ml100k_ctr): test AUC {t['auc']:.4f}, logloss {t.get('logloss') or 0:.4f}, "
             f"{s['epochs']} epochs, fit {s['fit']:.1f} s, {s['per_epoch']:.2f} s/epoch (bar: RecBole WideDeep AUC 0.7830)"
         )
+    strategies(work)
     print(f"(work folder: {work})")
+
+
+def strategies(work: Path) -> None:
+    """What extra replicas cost on this CPU: mf on the synthetic default, 3 epochs, 3 runs each."""
+    print("\n## Strategies on this CPU (mf, synthetic default, 3 epochs, fit seconds: median [min-max])\n")
+    print("| strategy | runs | median fit s | min | max |\n|---|---|---|---|---|")
+    common = [
+        "trainer.epochs=3",
+        "trainer.early_stopping=false",
+        "logger=none",
+        "trainer.evaluate_test=false",
+    ]
+    for label, args in (
+        ("cpu (one device, XLA, 32 steps/call)", ["strategy=cpu"]),
+        ("mirrored over 2 logical CPUs", ["strategy=mirrored", "strategy.logical_cpus=2"]),
+    ):
+        fits = [train([*common, *args], work)["seconds"]["fit"] for _ in range(3)]
+        print(f"| {label} | 3 | {statistics.median(fits):.1f} | {min(fits):.1f} | {max(fits):.1f} |")
 
 
 if __name__ == "__main__":
