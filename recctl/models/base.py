@@ -177,7 +177,8 @@ class SequenceRecommender(Recommender):
         state = self.encode(inputs["history"], inputs.get("user"), training=training)  # [B, (L,) d]
         items = inputs["items"]  # [B, (L,) C]
         if self.dense_scoring_active:
-            logits = ops.einsum("...d,nd->...n", state, self.item_embedding.embeddings)
+            # a plain matmul: the equivalent einsum("...d,nd->...n") made cnn/lstm epochs 4-5x slower on CPU
+            logits = ops.matmul(state, ops.transpose(self.item_embedding.embeddings))
             scores = ops.take_along_axis(logits, items, axis=-1)
         else:
             scores = ops.einsum("...d,...cd->...c", state, self.item_embedding(items))
