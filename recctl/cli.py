@@ -51,7 +51,7 @@ def _help(name: str) -> str:
     defaults = group_defaults(name)
     for group in COMMAND_GROUPS[name]:
         options = [f"{o}*" if o == defaults.get(group) else o for o in group_options(group)]
-        lines.append(f"  {group:<11} {', '.join(options) if options else '(none yet)'}")
+        lines.append(f"  {group:<14} {', '.join(options) if options else '(none yet)'}")
     lines += [
         "",
         "\b",
