@@ -188,39 +188,17 @@ def _exclude(scores, exclude_index):
 
 def write_saved_model(model, snapshot, folder: Path, k: int) -> dict:
     """Write the SavedModel into `folder` (a staging folder); returns the signature description."""
-    if model.input_kind != "id":
-        module = HistoryServingModule(model, snapshot.item_ids, k)
-        tf.saved_model.save(
-            module,
-            str(folder),
-            signatures={
-                "serving_default": module.serve,
-                "serving_exclude": module.serve_excluding,
-                "score": module.score,
-            },
+    if model.input_kind == "id":
+        seen = snapshot.csr("train", "valid", "test")
+        module = ServingModule(
+            model, snapshot.user_ids, snapshot.item_ids, seen, snapshot.item_popularity(), k
         )
-        return {
-            "serving_default": {
-                "inputs": {"history": "string[batch, n] (original item ids, most recent last; '' pads)"},
-                "outputs": {
-                    "item_ids": f"string[batch, {module.k}]",
-                    "scores": f"float32[batch, {module.k}]",
-                },
-            },
-            "serving_exclude": {
-                "inputs": {"history": "string[batch, n]", "exclude_item_ids": "string[batch, m] ('' pads)"},
-                "outputs": {
-                    "item_ids": f"string[batch, {module.k}]",
-                    "scores": f"float32[batch, {module.k}]",
-                },
-            },
-            "score": {
-                "inputs": {"history": "string[batch, n]", "item_ids": "string[batch, m]"},
-                "outputs": {"scores": "float32[batch, m]"},
-            },
-        }
-    seen = snapshot.csr("train", "valid", "test")
-    module = ServingModule(model, snapshot.user_ids, snapshot.item_ids, seen, snapshot.item_popularity(), k)
+        context = {"user_id": "string[batch]"}
+        described = {"user_id": "string[batch]"}
+    else:
+        module = HistoryServingModule(model, snapshot.item_ids, k)
+        context = {"history": "string[batch, n]"}
+        described = {"history": "string[batch, n] (original item ids, most recent last; '' pads)"}
     tf.saved_model.save(
         module,
         str(folder),
@@ -230,17 +208,15 @@ def write_saved_model(model, snapshot, folder: Path, k: int) -> dict:
             "score": module.score,
         },
     )
+    top_k = {"item_ids": f"string[batch, {module.k}]", "scores": f"float32[batch, {module.k}]"}
     return {
-        "serving_default": {
-            "inputs": {"user_id": "string[batch]"},
-            "outputs": {"item_ids": f"string[batch, {module.k}]", "scores": f"float32[batch, {module.k}]"},
-        },
+        "serving_default": {"inputs": described, "outputs": top_k},
         "serving_exclude": {
-            "inputs": {"user_id": "string[batch]", "exclude_item_ids": "string[batch, m] ('' pads)"},
-            "outputs": {"item_ids": f"string[batch, {module.k}]", "scores": f"float32[batch, {module.k}]"},
+            "inputs": {**context, "exclude_item_ids": "string[batch, m] ('' pads)"},
+            "outputs": top_k,
         },
         "score": {
-            "inputs": {"user_id": "string[batch]", "item_ids": "string[batch, n]"},
-            "outputs": {"scores": "float32[batch, n]"},
+            "inputs": {**context, "item_ids": "string[batch, m]"},
+            "outputs": {"scores": "float32[batch, m]"},
         },
     }
