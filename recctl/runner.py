@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import sys
 import time
 import traceback
@@ -50,6 +51,7 @@ def run_command(name: str, args: list[str], json_output: bool = False) -> int:
 
     saved_argv = sys.argv
     sys.argv = [f"recctl-{name}", *args]
+    saved_term = _stop_on_sigterm()
     try:
         _entry()
     except SystemExit as exc:  # Hydra's own exits (--help, --info ...)
@@ -72,6 +74,8 @@ def run_command(name: str, args: list[str], json_output: bool = False) -> int:
         return EXIT_USAGE
     finally:
         sys.argv = saved_argv
+        if saved_term is not None:
+            signal.signal(signal.SIGTERM, saved_term)
 
     from recctl.sweep import last_sweep_dir
 
@@ -85,6 +89,19 @@ def run_command(name: str, args: list[str], json_output: bool = False) -> int:
     if outcomes.multirun:
         return _finish_sweep(name, outcomes, sweep_dir)
     return outcomes.jobs[-1][0]
+
+
+def _stop_on_sigterm():
+    """SIGTERM (a CI timeout, `kill`, a scheduler) stops like Ctrl-C: the job is marked interrupted,
+    its checkpoint kept, the exit code 130. Returns the previous handler (None off the main thread)."""
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    try:
+        return signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread
+        return None
 
 
 def _task(name: str, cfg, outcomes: _Outcomes) -> Any:
@@ -113,7 +130,12 @@ def _task(name: str, cfg, outcomes: _Outcomes) -> Any:
     except KeyboardInterrupt:
         code = EXIT_INTERRUPTED
         result["error"] = "interrupted"
-        console.error("interrupted: the last checkpoint is kept")
+        run_dir = result.get("run_dir") if name == "train" and not result.get("role") else None
+        console.error(
+            f"interrupted: the last epoch's checkpoint is kept; continue with `recctl train resume={run_dir}`"
+            if run_dir
+            else "interrupted"
+        )
     except Exception as exc:  # a bug or an environment failure: one line, details in a log file
         code = EXIT_RUNTIME
         message = f"{type(exc).__name__}: {exc}".strip().splitlines()[0]

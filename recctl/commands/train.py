@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import shlex
+import socket
 import sys
 import time
 from pathlib import Path
@@ -17,6 +19,13 @@ from recctl.errors import ConfigError, RecctlError
 def run(cfg, result: dict) -> dict:
     from hydra.core.hydra_config import HydraConfig
 
+    hydra_cfg = HydraConfig.get()
+    resumed = None
+    if cfg.get("resume") is not None:  # continue a killed run, with its own saved config
+        from recctl.training.resume import resumable_run
+
+        resumed = resumable_run(cfg, hydra_cfg)
+        cfg = resumed.cfg
     # Everything is validated before any data is read or any folder is filled.
     trainer = settings.trainer(cfg)
     evaluation = settings.evaluation(cfg)
@@ -26,8 +35,7 @@ def run(cfg, result: dict) -> dict:
     from recctl.evaluation.gate import check_gate, gate_settings
 
     gate = gate_settings(cfg.get("gate"))
-    if cfg.get("resume") is not None or cfg.get("init_from") is not None:
-        raise ConfigError("train resume=/init_from= are not available yet in this version")
+    init_from = _warm_start_run(cfg, paths)
     from recctl.data.prepare import dataset_settings
 
     dataset_settings(cfg.dataset)
@@ -49,9 +57,10 @@ def run(cfg, result: dict) -> dict:
     from recctl.training.strategy import make_strategy
 
     placement = make_strategy(cfg.strategy)
-    hydra_cfg = HydraConfig.get()
-    run_dir = Path(hydra_cfg.runtime.output_dir)
-    model_name = hydra_cfg.runtime.choices.get("model") or "model"
+    if resumed is not None and placement.multi_worker:
+        raise ConfigError("resume= is not supported under strategy=multi_worker yet: train the job again")
+    run_dir = resumed.run_dir if resumed else Path(hydra_cfg.runtime.output_dir)
+    model_name = resumed.model if resumed else (hydra_cfg.runtime.choices.get("model") or "model")
     if not placement.is_chief:
         return _train_as_worker(cfg, trainer, seed, paths, placement, run_dir, result)
     result["run_dir"] = str(run_dir)
@@ -64,26 +73,44 @@ def run(cfg, result: dict) -> dict:
     snapshot, _ = ensure_snapshot(cfg.dataset, paths.data_dir, seed)
     result["dataset"] = {"name": snapshot.name, "fingerprint": snapshot.fingerprint}
     result["protocol"] = snapshot.protocol()
-    atomic_write_text(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
-    update_manifest(
-        run_dir,
-        kind="run",
-        status="running",
-        started_at=now_iso(),
-        command="recctl train " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
-        overrides=list(hydra_cfg.overrides.task),
-        model=model_name,
-        dataset=snapshot.name,
-        fingerprint=snapshot.fingerprint,
-        snapshot=str(snapshot.path.resolve()),
-        seed=seed,
-    )
+    command = "recctl train " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    if resumed is not None:
+        resumed.start(snapshot, command)
+    else:
+        atomic_write_text(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+        update_manifest(
+            run_dir,
+            kind="run",
+            status="running",
+            started_at=now_iso(),
+            command=command,
+            overrides=list(hydra_cfg.overrides.task),
+            model=model_name,
+            dataset=snapshot.name,
+            fingerprint=snapshot.fingerprint,
+            snapshot=str(snapshot.path.resolve()),
+            seed=seed,
+            pid=os.getpid(),
+            host=socket.gethostname(),
+        )
 
     from recctl.training.fit import fit
 
     tracker = _start_tracking(cfg, paths, run_dir, model_name, snapshot)
     try:
-        fitted = fit(cfg, trainer, snapshot, run_dir, placement, [tracker.callback()] if tracker else [])
+        fitted = fit(
+            cfg,
+            trainer,
+            snapshot,
+            run_dir,
+            placement,
+            [tracker.callback()] if tracker else [],
+            resume_from=resumed.checkpoint if resumed else None,
+            init_from=init_from,
+        )
+        if fitted.warm_start:
+            update_manifest(run_dir, init_from=fitted.warm_start)
+            console.info(_warm_start_line(fitted.warm_start))
         evaluated = _complete_run(
             cfg, evaluation, trainer, snapshot, fitted, placement, run_dir, result, started
         )
@@ -173,6 +200,28 @@ def _complete_run(
         else f"run: {run_dir}  (no training: {model_name})"
     )
     return evaluated
+
+
+def _warm_start_run(cfg, paths) -> Path | None:
+    """`init_from=RUN|latest`: a completed run with the same model config (checked before any data
+    is read)."""
+    spec = cfg.get("init_from")
+    if spec is None:
+        return None
+    from recctl.artifacts import resolve_run
+    from recctl.training.warm_start import check_same_model
+
+    run = resolve_run(str(spec), Path(paths.output_dir))
+    check_same_model(run, cfg.model)
+    return run
+
+
+def _warm_start_line(report: dict) -> str:
+    ids = ", ".join(
+        f"{space}: {c['kept']} kept, {c['new']} new, {c['dropped']} dropped"
+        for space, c in report["ids"].items()
+    )
+    return f"warm start from {report['run']}: {report['remapped']} id-indexed weights remapped ({ids}), {report['copied']} copied"
 
 
 def _start_tracking(cfg, paths, run_dir: Path, model_name: str, snapshot):

@@ -1,13 +1,57 @@
-"""tf.data input pipelines, one per input kind: whole batches, negatives sampled in-graph, no Python per example."""
+"""tf.data input pipelines, one per input kind: whole batches, negatives sampled in-graph, no Python per example.
+
+Every epoch's order and negatives are a pure function of (seed, epoch): the epoch is read from an
+`EpochClock` when Keras starts that epoch's iterator, and all randomness is stateless and keyed by
+it. A run resumed from its epoch-N checkpoint therefore sees exactly the batches an uninterrupted
+run saw from epoch N on (tests/test_resume.py).
+"""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import numpy as np
 import tensorflow as tf
 
 
+class EpochClock:
+    """The epoch being trained, as a variable the input pipeline reads at the start of each epoch."""
+
+    def __init__(self, start_epoch: int = 0):
+        with tf.init_scope():
+            self.epoch = tf.Variable(int(start_epoch), dtype=tf.int64, trainable=False, name="epoch_clock")
+
+    def set(self, epoch: int) -> None:
+        self.epoch.assign(int(epoch))
+
+
+def _per_epoch(
+    seed: int, clock: EpochClock | None, make_epoch: Callable[[tf.Tensor], tf.data.Dataset]
+) -> tf.data.Dataset:
+    """One epoch of `make_epoch(epoch_seed)`, re-evaluated (clock read, seed derived) per iterator."""
+    clock = clock or EpochClock()
+    base = tf.constant(int(seed) * 1_000_003, tf.int64)
+    seeds = tf.data.Dataset.from_tensors(tf.constant(0, tf.int64)).map(
+        lambda _: base + clock.epoch.read_value()
+    )
+    return seeds.flat_map(make_epoch).prefetch(tf.data.AUTOTUNE)
+
+
+def _draw(shape, low: int, high: int, epoch_seed: tf.Tensor, batch_index: tf.Tensor) -> tf.Tensor:
+    """Uniform integers in [low, high), stateless: the same (epoch, batch) always draws the same."""
+    return tf.random.stateless_uniform(
+        shape, tf.stack([epoch_seed, batch_index]), minval=low, maxval=high, dtype=tf.int32
+    )
+
+
 def id_training_dataset(
-    users: np.ndarray, items: np.ndarray, n_items: int, batch_size: int, num_negatives: int, seed: int
+    users: np.ndarray,
+    items: np.ndarray,
+    n_items: int,
+    batch_size: int,
+    num_negatives: int,
+    seed: int,
+    clock: EpochClock | None = None,
 ) -> tf.data.Dataset:
     """Batches of ({"user": [B], "items": [B, 1 + num_negatives]}, labels [B, 1 + num_negatives]).
 
@@ -16,35 +60,48 @@ def id_training_dataset(
     Reshuffled every epoch.
     """
     n = len(users)
-    ds = tf.data.Dataset.from_tensor_slices((users.astype(np.int32), items.astype(np.int32)))
-    ds = ds.shuffle(min(n, 1 << 20), seed=seed, reshuffle_each_iteration=True)
-    ds = ds.batch(batch_size, num_parallel_calls=tf.data.AUTOTUNE)
+    pairs = tf.data.Dataset.from_tensor_slices((users.astype(np.int32), items.astype(np.int32)))
     width = 1 + num_negatives
 
-    def add_negatives(u, i):
-        negatives = tf.random.uniform((tf.shape(u)[0], num_negatives), 0, n_items, dtype=tf.int32)
-        candidates = tf.concat([i[:, None], negatives], axis=1)
-        labels = tf.concat(
-            [tf.ones_like(u[:, None], tf.float32), tf.zeros_like(negatives, tf.float32)], axis=1
-        )
-        return {"user": u, "items": candidates}, tf.reshape(labels, (-1, width))
+    def one_epoch(epoch_seed):
+        ds = pairs.shuffle(min(n, 1 << 20), seed=epoch_seed, reshuffle_each_iteration=False)
+        ds = ds.batch(batch_size, num_parallel_calls=tf.data.AUTOTUNE).enumerate()
 
-    ds = ds.map(add_negatives, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    return ds.prefetch(tf.data.AUTOTUNE)
+        def add_negatives(index, batch):
+            u, i = batch
+            negatives = _draw((tf.shape(u)[0], num_negatives), 0, n_items, epoch_seed, index)
+            candidates = tf.concat([i[:, None], negatives], axis=1)
+            labels = tf.concat(
+                [tf.ones_like(u[:, None], tf.float32), tf.zeros_like(negatives, tf.float32)], axis=1
+            )
+            return {"user": u, "items": candidates}, tf.reshape(labels, (-1, width))
+
+        return ds.map(add_negatives, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
+    return _per_epoch(seed, clock, one_epoch)
 
 
 def labeled_pairs_dataset(
-    users: np.ndarray, items: np.ndarray, labels: np.ndarray, batch_size: int, seed: int
+    users: np.ndarray,
+    items: np.ndarray,
+    labels: np.ndarray,
+    batch_size: int,
+    seed: int,
+    clock: EpochClock | None = None,
 ) -> tf.data.Dataset:
     """Pointwise CTR examples: ({"user": [B], "items": [B, 1]}, labels [B, 1]); no sampled negatives."""
-    ds = tf.data.Dataset.from_tensor_slices(
+    rows = tf.data.Dataset.from_tensor_slices(
         (users.astype(np.int32), items.astype(np.int32), labels.astype(np.float32))
     )
-    ds = ds.shuffle(min(len(users), 1 << 20), seed=seed, reshuffle_each_iteration=True).batch(batch_size)
-    ds = ds.map(
-        lambda u, i, y: ({"user": u, "items": i[:, None]}, y[:, None]), num_parallel_calls=tf.data.AUTOTUNE
-    )
-    return ds.prefetch(tf.data.AUTOTUNE)
+
+    def one_epoch(epoch_seed):
+        ds = rows.shuffle(min(len(users), 1 << 20), seed=epoch_seed, reshuffle_each_iteration=False)
+        return ds.batch(batch_size).map(
+            lambda u, i, y: ({"user": u, "items": i[:, None]}, y[:, None]),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
+
+    return _per_epoch(seed, clock, one_epoch)
 
 
 def _time_ordered(snapshot, splits: tuple[str, ...]):
@@ -54,7 +111,13 @@ def _time_ordered(snapshot, splits: tuple[str, ...]):
 
 
 def sequence_training_dataset(
-    snapshot, mode: str, max_length: int, batch_size: int, num_negatives: int, seed: int
+    snapshot,
+    mode: str,
+    max_length: int,
+    batch_size: int,
+    num_negatives: int,
+    seed: int,
+    clock: EpochClock | None = None,
 ) -> tf.data.Dataset:
     """Next-item examples from each user's training sequence (tokens = item index + 1, 0 = padding).
 
@@ -81,25 +144,37 @@ def sequence_training_dataset(
         flat = tf.constant(items, tf.int32)
         pair_pos = pair_at.astype(np.int64)
         user_start = starts[pair_at]
-        ds = tf.data.Dataset.from_tensor_slices((pair_pos, user_start, users_of[pair_at].astype(np.int32)))
-        ds = ds.shuffle(min(len(pair_pos), 1 << 20), seed=seed, reshuffle_each_iteration=True).batch(
-            batch_size
+        examples = tf.data.Dataset.from_tensor_slices(
+            (pair_pos, user_start, users_of[pair_at].astype(np.int32))
         )
 
-        def make_prefix(pos, start, user):
+        def make_prefix(pos, start, user, epoch_seed, batch_index):
             offsets = tf.range(-max_length + 1, 1, dtype=tf.int64)
             index = pos[:, None] + offsets[None, :]
             valid = index >= start[:, None]
             history = tf.where(valid, tf.gather(flat, tf.maximum(index, 0)), 0)
             target = tf.gather(flat, pos + 1)
-            negatives = tf.random.uniform((tf.shape(pos)[0], n_neg), 1, n_tokens, dtype=tf.int32)
+            negatives = _draw((tf.shape(pos)[0], n_neg), 1, n_tokens, epoch_seed, batch_index)
             candidates = tf.concat([target[:, None], negatives], axis=1)
             labels = tf.concat(
                 [tf.ones_like(target[:, None], tf.float32), tf.zeros_like(negatives, tf.float32)], 1
             )
             return {"history": history, "user": user, "items": candidates}, labels
 
-        return ds.map(make_prefix, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+        def prefix_epoch(epoch_seed):
+            ds = examples.shuffle(
+                min(len(pair_pos), 1 << 20), seed=epoch_seed, reshuffle_each_iteration=False
+            )
+            return (
+                ds.batch(batch_size)
+                .enumerate()
+                .map(
+                    lambda index, b: make_prefix(*b, epoch_seed, index),
+                    num_parallel_calls=tf.data.AUTOTUNE,
+                )
+            )
+
+        return _per_epoch(seed, clock, prefix_epoch)
 
     # seq2seq windows, built once in numpy
     pair_user = users_of[pair_at]
@@ -116,12 +191,11 @@ def sequence_training_dataset(
     x[window, offset] = items[pair_at]
     y[window, offset] = items[pair_at + 1]
     window_user = np.repeat(np.arange(snapshot.n_users, dtype=np.int32), windows_per_user)
-    ds = tf.data.Dataset.from_tensor_slices((x, y, window_user))
-    ds = ds.shuffle(min(n_windows, 1 << 20), seed=seed, reshuffle_each_iteration=True).batch(batch_size)
+    windows = tf.data.Dataset.from_tensor_slices((x, y, window_user))
 
-    def make_windows(history, targets, user):
+    def make_windows(history, targets, user, epoch_seed, index):
         shape = tf.concat([tf.shape(targets), [n_neg]], axis=0)
-        negatives = tf.random.uniform(shape, 1, n_tokens, dtype=tf.int32)
+        negatives = _draw(shape, 1, n_tokens, epoch_seed, index)
         candidates = tf.concat([targets[..., None], negatives], axis=-1)
         labels = tf.concat(
             [tf.ones_like(targets[..., None], tf.float32), tf.zeros(shape, tf.float32)], axis=-1
@@ -129,10 +203,20 @@ def sequence_training_dataset(
         weights = tf.cast(targets > 0, tf.float32)
         return {"history": history, "user": user, "items": candidates}, labels, weights
 
-    return ds.map(make_windows, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+    def windows_epoch(epoch_seed):
+        ds = windows.shuffle(min(n_windows, 1 << 20), seed=epoch_seed, reshuffle_each_iteration=False)
+        return (
+            ds.batch(batch_size)
+            .enumerate()
+            .map(lambda index, b: make_windows(*b, epoch_seed, index), num_parallel_calls=tf.data.AUTOTUNE)
+        )
+
+    return _per_epoch(seed, clock, windows_epoch)
 
 
-def user_vector_training_dataset(snapshot, batch_size: int, seed: int) -> tf.data.Dataset:
+def user_vector_training_dataset(
+    snapshot, batch_size: int, seed: int, clock: EpochClock | None = None
+) -> tf.data.Dataset:
     """Each user's training row of the interaction matrix as a dense multi-hot vector, input and target."""
     csr = _time_ordered(snapshot, ("train",))
     users = np.flatnonzero(csr.row_lengths() > 0).astype(np.int64)
@@ -140,15 +224,18 @@ def user_vector_training_dataset(snapshot, batch_size: int, seed: int) -> tf.dat
         tf.constant(csr.indices, tf.int64), tf.constant(csr.indptr, tf.int64)
     )
     n_items = snapshot.n_items
-    ds = tf.data.Dataset.from_tensor_slices(users)
-    ds = ds.shuffle(len(users), seed=seed, reshuffle_each_iteration=True).batch(batch_size)
+    ids = tf.data.Dataset.from_tensor_slices(users)
 
     def to_vectors(batch_users):
         rows = tf.gather(ragged, batch_users)
         vector = _multi_hot(rows, n_items)
         return {"vector": vector}, vector
 
-    return ds.map(to_vectors, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+    def one_epoch(epoch_seed):
+        ds = ids.shuffle(len(users), seed=epoch_seed, reshuffle_each_iteration=False).batch(batch_size)
+        return ds.map(to_vectors, num_parallel_calls=tf.data.AUTOTUNE)
+
+    return _per_epoch(seed, clock, one_epoch)
 
 
 def _multi_hot(rows: tf.RaggedTensor, n_items: int) -> tf.Tensor:

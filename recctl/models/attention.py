@@ -29,7 +29,7 @@ from __future__ import annotations
 import keras
 from keras import layers, ops
 
-from recctl.models.base import SequenceRecommender, check_positive
+from recctl.models.base import IdAxis, SequenceRecommender, check_positive
 
 
 @keras.saving.register_keras_serializable(package="recctl")
@@ -123,6 +123,9 @@ class SASRec(SequenceRecommender):
         self.final_norm = layers.LayerNormalization(epsilon=1e-6, name="final_norm")
         self.final_norm.build(sequence_shape)
         self.built = True
+
+    def id_axes(self):
+        return {"item_embedding/embeddings": IdAxis("item", leading=1)}  # row 0 is padding
 
     def encode(self, history, user=None, training=False):
         history = ops.cast(history, "int32")[:, -self.max_length :]

@@ -38,7 +38,7 @@ import keras
 import numpy as np
 from keras import layers, ops
 
-from recctl.models.base import UserVectorRecommender, check_choice, check_positive
+from recctl.models.base import IdAxis, UserVectorRecommender, check_choice, check_positive
 
 VARIANTS = ("vae", "dae")
 
@@ -69,6 +69,8 @@ class MultVAE(UserVectorRecommender):
     micro_batch_size: users per optimizer update; each pipeline batch is split into chunks of this
         size (0 = one update per pipeline batch).
     """
+
+    data_tables = ("log_popularity",)
 
     jit_compile_default = True
 
@@ -140,6 +142,14 @@ class MultVAE(UserVectorRecommender):
         )
         self.seed_generator = keras.random.SeedGenerator()
         self.built = True
+
+    def id_axes(self):
+        first = self.encoder_layers[0].name  # the layer that reads the item vector
+        return {
+            f"{first}/kernel": IdAxis("item", axis=0),
+            "decoder_logits/kernel": IdAxis("item", axis=1),
+            "decoder_logits/bias": IdAxis("item"),
+        }
 
     def load_tables(self, tables):
         if self.popularity_prior and "item_popularity" in tables:

@@ -13,6 +13,7 @@ arguments; data-derived tables (side features, popularity counts) as non-trainab
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import keras
@@ -34,11 +35,28 @@ def check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
         raise ValueError(f"{name} should be one of {', '.join(choices)}. Received: {name}={value!r}")
 
 
+@dataclass(frozen=True)
+class IdAxis:
+    """A weight indexed by ids along `axis`: what `train init_from=` remaps row by row.
+
+    `space` is "user", "item", or "user_cat:J" / "item_cat:J" (the values of the J-th categorical
+    side feature). `leading` / `trailing` count special rows around the ids (padding, the unknown
+    user); they are carried over as they are.
+    """
+
+    space: str
+    axis: int = 0
+    leading: int = 0
+    trailing: int = 0
+
+
 class Recommender(DistributedFitFix, keras.Model):
     """Base of every model: catalogue sizes and the scoring contract."""
 
     input_kind: ClassVar[str] = ""
     needs_training: ClassVar[bool] = True
+    # Weights that load_tables fills from the data: rebuilt from the new snapshot on warm start.
+    data_tables: ClassVar[tuple[str, ...]] = ()
     # What `trainer.jit_compile=auto` means for this family: XLA where it was measured to help on CPU.
     jit_compile_default: ClassVar[bool] = True
 
@@ -63,6 +81,11 @@ class Recommender(DistributedFitFix, keras.Model):
 
     def load_tables(self, tables: dict[str, Any]) -> None:
         """Copy data-derived tables (side features, counts) into non-trainable weights."""
+
+    def id_axes(self) -> dict[str, IdAxis]:
+        """Weights indexed by ids, keyed by path (less the model's own name): warm start remaps
+        them id by id. Declared per family: shapes alone cannot tell when n_users == n_items."""
+        return {}
 
     def scoring_batch_size(self, requested: int) -> int:
         """How many contexts `score_all` should take at once (models with big per-pair work cap it)."""

@@ -23,7 +23,7 @@ import keras
 import numpy as np
 from keras import layers, ops
 
-from recctl.models.base import SequenceRecommender, check_positive
+from recctl.models.base import IdAxis, SequenceRecommender, check_positive
 
 
 def check_rate(name: str, value) -> None:
@@ -49,6 +49,8 @@ class Caser(SequenceRecommender):
         `load_tables`), so training starts from popularity and learns the rest.
     seed: seed of the user-dropout draws.
     """
+
+    data_tables = ("log_popularity",)
 
     training_mode = "prefix"
     jit_compile_default = False
@@ -128,6 +130,14 @@ class Caser(SequenceRecommender):
         self.vertical.build((None, d, length))
         self.hidden.build((None, self.num_vertical * d + self.num_horizontal * length))
         self.built = True
+
+    def id_axes(self):
+        return {  # item tokens: row 0 is padding; users: the last row is the unknown user
+            "input_embedding/embeddings": IdAxis("item", leading=1),
+            "item_embedding/embeddings": IdAxis("item", leading=1),
+            "item_bias": IdAxis("item", leading=1),
+            "user_embedding/embeddings": IdAxis("user", trailing=1),
+        }
 
     def load_tables(self, tables):
         if self.popularity_prior and "item_popularity" in tables:

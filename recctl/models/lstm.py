@@ -23,7 +23,7 @@ import keras
 import numpy as np
 from keras import layers, ops
 
-from recctl.models.base import SequenceRecommender, check_choice, check_positive
+from recctl.models.base import IdAxis, SequenceRecommender, check_choice, check_positive
 
 CELLS = ("lstm", "gru")
 
@@ -46,6 +46,8 @@ class RecurrentRecommender(SequenceRecommender):
         `load_tables`), so training starts from popularity and learns the rest.
     init_std: standard deviation of the item vectors' normal initialiser.
     """
+
+    data_tables = ("log_popularity",)
 
     training_mode = "seq2seq"
     jit_compile_default = False
@@ -111,6 +113,12 @@ class RecurrentRecommender(SequenceRecommender):
         # Candidate scores from one [positions, items] matmul when the catalogue is small next to the
         # candidates: gathering [B, L, 1 + neg, d] vectors and its sparse gradient cost more on CPU.
         self.built = True
+
+    def id_axes(self):
+        return {  # item tokens: row 0 is padding
+            "item_embedding/embeddings": IdAxis("item", leading=1),
+            "item_bias": IdAxis("item", leading=1),
+        }
 
     def load_tables(self, tables):
         if self.popularity_prior and "item_popularity" in tables:

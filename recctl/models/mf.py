@@ -15,7 +15,7 @@ from __future__ import annotations
 import keras
 from keras import layers, ops
 
-from recctl.models.base import IdRecommender, check_positive
+from recctl.models.base import IdAxis, IdRecommender, check_positive
 
 
 @keras.saving.register_keras_serializable(package="recctl")
@@ -61,6 +61,13 @@ class MatrixFactorization(IdRecommender):
         for layer in (self.user_embedding, self.item_embedding, self.item_bias):
             layer.build((None,))
         self.built = True
+
+    def id_axes(self):
+        return {
+            "user_embedding/embeddings": IdAxis("user"),
+            "item_embedding/embeddings": IdAxis("item"),
+            "item_bias/embeddings": IdAxis("item"),
+        }
 
     def call(self, inputs, training=False):
         users, items = inputs["user"], inputs["items"]

@@ -28,7 +28,7 @@ from collections.abc import Sequence
 import keras
 from keras import layers, ops
 
-from recctl.models.base import IdRecommender, check_choice, check_positive
+from recctl.models.base import IdAxis, IdRecommender, check_choice, check_positive
 
 VARIANTS = ("neumf", "gmf", "mlp")
 
@@ -132,6 +132,11 @@ class NeuMF(IdRecommender):
         self.prediction = layers.Dense(1, name="prediction")
         self.prediction.build((None, self.gmf_width + self.mlp_width))
         self.built = True
+
+    def id_axes(self):
+        axes = {f"{part}_user/embeddings": IdAxis("user") for part in ("gmf", "mlp")}
+        axes.update({f"{part}_item/embeddings": IdAxis("item") for part in ("gmf", "mlp")})
+        return axes
 
     def scoring_batch_size(self, requested: int) -> int:
         if not self.use_mlp:

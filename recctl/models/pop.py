@@ -16,6 +16,7 @@ from recctl.models.base import IdRecommender
 @keras.saving.register_keras_serializable(package="recctl")
 class Popularity(IdRecommender):
     needs_training = False
+    data_tables = ("counts",)
 
     def __init__(self, n_users: int, n_items: int, **kwargs):
         super().__init__(n_users, n_items, **kwargs)

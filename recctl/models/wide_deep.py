@@ -21,7 +21,7 @@ from collections.abc import Sequence
 import keras
 from keras import layers, ops
 
-from recctl.models.base import IdRecommender, check_choice, check_positive
+from recctl.models.base import IdAxis, IdRecommender, check_choice, check_positive
 
 
 @keras.saving.register_keras_serializable(package="recctl")
@@ -43,6 +43,8 @@ class WideDeep(IdRecommender):
         "ctr" (labelled rows, e.g. rating >= 4 vs lower ratings: AUC and logloss), the setting the
         paper was made for.
     """
+
+    data_tables = ("user_cat_table", "item_cat_table", "user_num_table", "item_num_table")
 
     jit_compile_default = False
 
@@ -195,6 +197,19 @@ class WideDeep(IdRecommender):
             layer.build((None, width))
             width = out
         self.deep_out.build((None, width))
+
+    def id_axes(self):
+        axes = {}
+        for who in ("user", "item"):
+            axes[f"{who}_id_embedding/embeddings"] = IdAxis(who)
+            axes[f"{who}_id_wide/embeddings"] = IdAxis(who)
+            vocab = self.user_categorical if who == "user" else self.item_categorical
+            for j in range(len(vocab)):  # category codes: 0 = unknown, then the vocabulary
+                axes[f"{who}_cat_{j}/embeddings"] = IdAxis(f"{who}_cat:{j}", leading=1)
+                axes[f"{who}_cat_wide_{j}/embeddings"] = IdAxis(f"{who}_cat:{j}", leading=1)
+        for j in range(len(self.user_categorical)):
+            axes[f"cross_wide_{j}/embeddings"] = IdAxis(f"user_cat:{j}", leading=1)
+        return axes
 
     def load_tables(self, tables):
         self.user_cat_table.assign(tables["user_categorical"])

@@ -68,6 +68,20 @@ class RankingValidation(keras.callbacks.Callback):
                 self.stopped_early = True
                 self.model.stop_training = True
 
+    def state(self) -> dict:
+        """What a checkpoint keeps of this callback (best weights travel separately, as arrays)."""
+        best = self.best if math.isfinite(self.best) else None
+        return {"best": best, "best_epoch": self.best_epoch, "wait": self.wait, "seconds": self.seconds}
+
+    def restore(self, state: dict, best_weights: list | None, current_weights: list) -> None:
+        self.best = -math.inf if state.get("best") is None else float(state["best"])
+        self.best_epoch = int(state.get("best_epoch", -1))
+        self.wait = int(state.get("wait", 0))
+        self.seconds = float(state.get("seconds", 0.0))
+        if self.restore_best and self.best_epoch >= 0:
+            # no best.npz: the checkpoint's own epoch was the best, so its weights are the best ones
+            self.best_weights = best_weights if best_weights is not None else current_weights
+
     def _updates(self) -> int:
         optimizer = getattr(self.model, "optimizer", None)
         return int(optimizer.iterations.numpy()) if optimizer is not None else 0
@@ -96,18 +110,48 @@ class EpochLines(keras.callbacks.Callback):
 
 
 class EpochCheckpoint(keras.callbacks.Callback):
-    """Saves the model (with optimizer state) to checkpoints/last.keras after every epoch, atomically."""
+    """After every epoch, a resumable checkpoint (training/checkpoints.py) under `folder`.
 
-    def __init__(self, folder: Path):
+    Runs after RankingValidation, so the validation state it saves includes this epoch's result.
+    `seconds_before` is the fit time of the epochs a resumed run already did.
+    """
+
+    def __init__(self, folder: Path, validation: RankingValidation, seconds_before: float = 0.0):
         super().__init__()
         self.folder = Path(folder)
+        self.validation = validation
+        self.seconds_before = seconds_before
+        self.started = time.perf_counter()
+
+    def on_train_begin(self, logs=None):
+        self.started = time.perf_counter()
 
     def on_epoch_end(self, epoch, logs=None):
-        self.folder.mkdir(parents=True, exist_ok=True)
-        tmp = self.folder / ".last.tmp.keras"
-        self.model.save(tmp)
-        tmp.replace(self.folder / "last.keras")
-        (self.folder / "last_epoch.txt").write_text(f"{epoch + 1}\n")
+        from recctl.training import checkpoints
+
+        v = self.validation
+        best_is_now = v.best_epoch == epoch
+        checkpoints.save(
+            self.folder,
+            self.model,
+            epoch + 1,
+            {
+                "fit_seconds": self.seconds_before + time.perf_counter() - self.started,
+                "validation": v.state(),
+            },
+            None if best_is_now or v.best_weights is None else v.best_weights,
+        )
+
+
+class AdvanceClock(keras.callbacks.Callback):
+    """Tells the input pipeline which epoch starts, before Keras opens that epoch's iterator."""
+
+    def __init__(self, clock):
+        super().__init__()
+        self.clock = clock
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.clock.set(epoch)
 
 
 class NanGuard(keras.callbacks.Callback):

@@ -11,6 +11,7 @@ import tensorflow as tf
 
 from recctl import console
 from recctl.data.pipelines import (
+    EpochClock,
     id_training_dataset,
     labeled_pairs_dataset,
     sequence_training_dataset,
@@ -21,7 +22,8 @@ from recctl.errors import ConfigError, RecctlError
 from recctl.evaluation.pointwise import pointwise_metrics, probability_function
 from recctl.evaluation.ranking import evaluate_split
 from recctl.evaluation.report import score_function
-from recctl.training.callbacks import EpochCheckpoint, EpochLines, NanGuard, RankingValidation
+from recctl.training import checkpoints
+from recctl.training.callbacks import AdvanceClock, EpochCheckpoint, EpochLines, NanGuard, RankingValidation
 from recctl.training.factory import build_model, build_optimizer
 from recctl.training.strategy import Placement, set_precision, steps_per_execution
 
@@ -35,6 +37,8 @@ class FitResult:
     best_epoch: int | None = None
     stopped_early: bool = False
     validation_seconds: float = 0.0
+    resumed_at_epoch: int | None = None
+    warm_start: dict | None = None
 
 
 def seed_everything(seed: int, deterministic: bool) -> None:
@@ -44,10 +48,21 @@ def seed_everything(seed: int, deterministic: bool) -> None:
 
 
 def fit(
-    cfg, trainer, snapshot: Snapshot, run_dir: Path, placement: Placement, extra_callbacks=()
+    cfg,
+    trainer,
+    snapshot: Snapshot,
+    run_dir: Path,
+    placement: Placement,
+    extra_callbacks=(),
+    resume_from: Path | None = None,
+    init_from: Path | None = None,
 ) -> FitResult:
     """Train under `placement.strategy`; `run_dir` receives history, TensorBoard and checkpoints
-    (a scratch folder on multi_worker's non-chief workers)."""
+    (a scratch folder on multi_worker's non-chief workers).
+
+    `resume_from`: a checkpoint folder of this run to continue from (training/checkpoints.py).
+    `init_from`: a completed run whose weights start this one (training/warm_start.py).
+    """
     seed_everything(int(cfg.seed), trainer.deterministic)
     strategy = placement.strategy
     replicas = placement.replicas
@@ -73,7 +88,15 @@ def fit(
             jit_compile=jit,
             steps_per_execution=steps_per_execution(trainer, placement),
         )
-    dataset = _training_data(model, snapshot, trainer, int(cfg.seed), replicas)
+        warm = None
+        if init_from is not None:
+            from recctl.training.warm_start import carry_over
+
+            warm = carry_over(model, init_from, snapshot)
+        state = checkpoints.restore(resume_from, model) if resume_from is not None else {}
+    start_epoch = int(state.get("epoch", 0))
+    clock = EpochClock(start_epoch)
+    dataset = _training_data(model, snapshot, trainer, int(cfg.seed), replicas, clock)
 
     if model_task(model) == "ctr":  # labelled rows: validate on AUC
         monitor = "auc"
@@ -105,16 +128,20 @@ def fit(
         trainer.validate_every,
         trainer.min_updates,
     )
+    if resume_from is not None:
+        validation.restore(state.get("validation") or {}, state.get("best_weights"), model.get_weights())
+        _truncate_history(run_dir / "history.csv", start_epoch)
     nan_guard = NanGuard()
     callbacks: list[keras.callbacks.Callback] = [
+        AdvanceClock(clock),
         nan_guard,
         validation,
-        keras.callbacks.CSVLogger(str(run_dir / "history.csv")),
+        keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=resume_from is not None),
     ]
     if cfg.logger.get("name") == "tensorboard":
         callbacks.append(keras.callbacks.TensorBoard(log_dir=str(run_dir / "tensorboard"), write_graph=False))
     if trainer.checkpoint:
-        callbacks.append(EpochCheckpoint(run_dir / "checkpoints"))
+        callbacks.append(EpochCheckpoint(run_dir / "checkpoints", validation, state.get("fit_seconds", 0.0)))
     verbose = _verbosity(trainer.verbose)
     if verbose == 0 and trainer.verbose != "quiet":
         callbacks.append(EpochLines(int(trainer.epochs)))
@@ -123,7 +150,12 @@ def fit(
     start = time.perf_counter()
     try:
         history = model.fit(
-            dataset, epochs=int(trainer.epochs), callbacks=callbacks, verbose=verbose, shuffle=False
+            dataset,
+            epochs=int(trainer.epochs),
+            initial_epoch=start_epoch,
+            callbacks=callbacks,
+            verbose=verbose,
+            shuffle=False,
         )
     except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError) as exc:
         if not placement.multi_worker:
@@ -139,22 +171,48 @@ def fit(
             + (f" ({lost})" if lost.startswith("/job:") else "")
             + "; restart every worker (the chief's run is marked failed)"
         ) from None
-    fit_seconds = time.perf_counter() - start
+    fit_seconds = time.perf_counter() - start + float(state.get("fit_seconds", 0.0))
     if nan_guard.nan_epoch is not None:
         where = f"epoch {nan_guard.nan_epoch}" if nan_guard.nan_epoch > 0 else "the first epoch"
         raise RecctlError(
             f"training loss became NaN in {where}: stopped (try a lower optimizer.learning_rate)"
         )
-    epochs = len(history.history.get("loss", []))
+    logged = {k: [float(v) for v in vals] for k, vals in history.history.items()}
+    if resume_from is not None:  # the epochs before the kill come from history.csv
+        logged = _read_history(run_dir / "history.csv") or logged
+    epochs = len(logged.get("loss", []))
     return FitResult(
         model=model,
-        history={k: [float(v) for v in vals] for k, vals in history.history.items()},
+        history=logged,
         fit_seconds=fit_seconds,
         epochs=epochs,
         best_epoch=validation.best_epoch + 1 if validation.best_epoch >= 0 else None,
         stopped_early=validation.stopped_early,
         validation_seconds=validation.seconds,
+        resumed_at_epoch=start_epoch if resume_from is not None else None,
+        warm_start=warm,
     )
+
+
+def _truncate_history(path: Path, epochs: int) -> None:
+    """Keep history.csv's first `epochs` rows: a row written after the checkpoint is redone."""
+    if not path.is_file():
+        return
+    from recctl.artifacts import atomic_write_text
+
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    atomic_write_text(path, "".join(lines[: 1 + epochs]))
+
+
+def _read_history(path: Path) -> dict[str, list[float]]:
+    import csv
+
+    if not path.is_file():
+        return {}
+    with open(path, encoding="utf-8", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    keys = [k for k in (rows[0].keys() if rows else []) if k != "epoch"]
+    return {k: [float(r[k]) if r[k] not in ("", None) else float("nan") for r in rows] for k in keys}
 
 
 def _agreed(validate, strategy):
@@ -187,7 +245,9 @@ def _jit(trainer, model, placement: Placement) -> bool:
     return model.jit_compile_default
 
 
-def _training_data(model, snapshot: Snapshot, trainer, seed: int, replicas: int = 1) -> tf.data.Dataset:
+def _training_data(
+    model, snapshot: Snapshot, trainer, seed: int, replicas: int = 1, clock: EpochClock | None = None
+) -> tf.data.Dataset:
     if model_task(model) == "ctr":
         if not snapshot.has_labels:
             raise ConfigError(
@@ -195,13 +255,15 @@ def _training_data(model, snapshot: Snapshot, trainer, seed: int, replicas: int 
                 "negatives) and usually dataset.split=random, or use experiment=ml100k_ctr"
             )
         users, items = snapshot.pairs("train")
-        return labeled_pairs_dataset(users, items, snapshot.labels("train"), int(trainer.batch_size), seed)
+        return labeled_pairs_dataset(
+            users, items, snapshot.labels("train"), int(trainer.batch_size), seed, clock
+        )
     if model.input_kind == "id":
         users, items = snapshot.pairs("train")
         if len(users) == 0:
             raise RecctlError("the training split is empty")
         return id_training_dataset(
-            users, items, snapshot.n_items, int(trainer.batch_size), model.num_negatives, seed
+            users, items, snapshot.n_items, int(trainer.batch_size), model.num_negatives, seed, clock
         )
     if model.input_kind == "sequence":
         try:
@@ -212,6 +274,7 @@ def _training_data(model, snapshot: Snapshot, trainer, seed: int, replicas: int 
                 int(trainer.batch_size),
                 model.num_negatives,
                 seed,
+                clock,
             )
         except ValueError as exc:
             raise RecctlError(str(exc)) from None
@@ -226,7 +289,7 @@ def _training_data(model, snapshot: Snapshot, trainer, seed: int, replicas: int 
                     f"model.micro_batch_size={micro} is global and must split evenly over {replicas} replicas"
                 )
             batch_size = micro
-        return user_vector_training_dataset(snapshot, batch_size, seed)
+        return user_vector_training_dataset(snapshot, batch_size, seed, clock)
     raise ConfigError(f"no input pipeline for input kind {model.input_kind!r}")
 
 

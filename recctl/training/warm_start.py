@@ -1,0 +1,138 @@
+"""`recctl train init_from=RUN`: start from a trained run's weights, carried over id by id.
+
+Periodic retraining prepares a new snapshot whose id maps differ from the old one: new users and
+items arrive, some leave, and every index after them shifts. Copying an embedding table by shape
+would silently hand users each other's rows, so each family declares which weights are indexed by
+ids (`Recommender.id_axes`) and those are remapped through the two snapshots' original ids:
+- a known user, item or category value keeps its trained row;
+- a new one keeps its fresh initialisation;
+- one that left is dropped.
+Tables the data fills (`Recommender.data_tables`: popularity, side features) come from the new
+snapshot. Every other weight is copied as it is, so the model config must be the same. The
+optimizer starts fresh (its slots belong to the old run's schedule).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from omegaconf import OmegaConf
+
+from recctl.artifacts import read_manifest
+from recctl.data.snapshot import Snapshot
+from recctl.errors import ConfigError
+from recctl.models.base import IdAxis
+
+
+def check_same_model(run_dir: Path, model_cfg) -> None:
+    """The run's model config (its config.yaml) must equal this one: weights only fit their model."""
+    saved = OmegaConf.load(Path(run_dir) / "config.yaml").get("model")
+    ours = OmegaConf.to_container(model_cfg, resolve=True)
+    theirs = OmegaConf.to_container(saved, resolve=True) if saved is not None else {}
+    for key in sorted(set(ours) | set(theirs)):
+        if ours.get(key) != theirs.get(key):
+            raise ConfigError(
+                f"init_from={run_dir}: model.{key} is {ours.get(key)!r} here but {theirs.get(key)!r} in "
+                "that run; warm start needs the same model config"
+            )
+
+
+def previous_snapshot(run_dir: Path) -> Snapshot:
+    manifest = read_manifest(run_dir)
+    path = Path(manifest.get("snapshot") or "")
+    if not (path / "manifest.json").is_file():
+        raise ConfigError(
+            f"init_from={run_dir}: its data snapshot {path} is gone, so its ids cannot be matched "
+            "(run `recctl prepare` with that run's dataset config to rebuild it)"
+        )
+    return Snapshot(path)
+
+
+def space_ids(snapshot: Snapshot, space: str) -> np.ndarray:
+    """The original keys behind the rows of an id space, in row order."""
+    if space == "user":
+        return snapshot.user_ids
+    if space == "item":
+        return snapshot.item_ids
+    who, j = space.split("_cat:")
+    table = snapshot.users if who == "user" else snapshot.items
+    columns = [c for c in table.columns if c.startswith("cat__")]
+    values = snapshot.stats["features"][who]["categorical"][columns[int(j)][5:]]
+    return np.asarray([str(v) for v in values], dtype=object)
+
+
+def carry_over(model, run_dir: Path, snapshot: Snapshot) -> dict:
+    """Set `model`'s weights from the run's model; returns what was carried over (for the manifest)."""
+    import keras
+
+    import recctl.models.registry  # noqa: F401  (registers the classes for safe-mode loading)
+
+    old_snapshot = previous_snapshot(run_dir)
+    old_model = keras.saving.load_model(Path(run_dir) / "model.keras", safe_mode=True, compile=False)
+    axes = model.id_axes()
+    new_weights, old_weights = model.weights, old_model.weights
+    if len(new_weights) != len(old_weights):
+        raise ConfigError(
+            f"init_from={run_dir}: that model has {len(old_weights)} weights, this one {len(new_weights)}"
+        )
+    report: dict = {"run": str(run_dir), "copied": 0, "remapped": 0, "rebuilt_from_data": []}
+    spaces: dict[str, dict] = {}
+    for new, old in zip(new_weights, old_weights, strict=True):
+        key = _key(new.path, model.name)
+        if key != _key(old.path, old_model.name):
+            raise ConfigError(f"init_from={run_dir}: weight {old.path} there, {new.path} here")
+        value = np.asarray(old)
+        if key.split("/")[-1] in model.data_tables:
+            report["rebuilt_from_data"].append(key)
+            continue
+        axis = axes.get(key)
+        if axis is None:
+            if tuple(new.shape) != value.shape:
+                raise ConfigError(
+                    f"init_from={run_dir}: {key} has shape {value.shape} there and {tuple(new.shape)} "
+                    "here (a side feature with another width?)"
+                )
+            new.assign(value)
+            report["copied"] += 1
+            continue
+        counts = spaces.setdefault(axis.space, _match(old_snapshot, snapshot, axis.space))
+        new.assign(_remap(value, np.asarray(new), axis, counts["positions"], key, run_dir))
+        report["remapped"] += 1
+    report["ids"] = {space: {k: v for k, v in c.items() if k != "positions"} for space, c in spaces.items()}
+    return report
+
+
+def _key(path: str, model_name: str) -> str:
+    prefix = f"{model_name}/"
+    return path[len(prefix) :] if path.startswith(prefix) else path
+
+
+def _match(old_snapshot: Snapshot, new_snapshot: Snapshot, space: str) -> dict:
+    old_ids, new_ids = space_ids(old_snapshot, space), space_ids(new_snapshot, space)
+    positions = pd.Index(old_ids).get_indexer(new_ids)
+    kept = int((positions >= 0).sum())
+    return {"positions": positions, "kept": kept, "new": len(new_ids) - kept, "dropped": len(old_ids) - kept}
+
+
+def _remap(
+    old: np.ndarray, fresh: np.ndarray, axis: IdAxis, positions: np.ndarray, key: str, run_dir
+) -> np.ndarray:
+    """Rows of `fresh` for known ids replaced by their rows in `old`; special rows carried over."""
+    old_rows, out = np.moveaxis(old, axis.axis, 0), np.moveaxis(fresh.copy(), axis.axis, 0)
+    n_old = old_rows.shape[0] - axis.leading - axis.trailing
+    if n_old < 0 or out.shape[0] - axis.leading - axis.trailing != len(positions):
+        raise ConfigError(f"init_from={run_dir}: {key} does not have one row per {axis.space} id")
+    if old_rows.shape[1:] != out.shape[1:]:
+        raise ConfigError(
+            f"init_from={run_dir}: {key} has rows of shape {old_rows.shape[1:]} there, {out.shape[1:]} here"
+        )
+    if positions.size and positions.max() >= n_old:
+        raise ConfigError(f"init_from={run_dir}: {key} has fewer rows than that run's {axis.space} ids")
+    known = np.flatnonzero(positions >= 0)
+    out[axis.leading + known] = old_rows[axis.leading + positions[known]]
+    out[: axis.leading] = old_rows[: axis.leading]
+    if axis.trailing:
+        out[out.shape[0] - axis.trailing :] = old_rows[old_rows.shape[0] - axis.trailing :]
+    return np.moveaxis(out, 0, axis.axis)
