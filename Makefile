@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install train test test-all bench bench-robustness lint format clean
+.PHONY: install train test test-all bench bench-scale bench-robustness bench-reliability bench-peers lint format clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -34,6 +34,18 @@ bench: install
 ## bench-robustness: every family's defaults on data shapes they were not tuned on (about 40 min)
 bench-robustness: install
 	$(BIN)/python benchmarks/robustness.py
+
+## bench-scale: prepare 1M/10M (CSV, Parquet), examples/s per family, eval 100k x 50k, 20M end to end
+bench-scale: install
+	$(BIN)/python benchmarks/scale.py
+
+## bench-reliability: kill-and-resume runs (metrics compared) and concurrent writers (collisions counted)
+bench-reliability: install
+	$(BIN)/python benchmarks/reliability.py
+
+## bench-peers: recctl beside RecBole 1.2.1 on the same ml-100k split; installs .venv-peers/ (ARGS="--epochs 30 ...")
+bench-peers: install
+	$(BIN)/python benchmarks/peers/run.py $(ARGS)
 
 lint: install
 	$(BIN)/ruff check recctl tests benchmarks

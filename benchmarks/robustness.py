@@ -44,6 +44,7 @@ def datasets(work: Path) -> dict[str, list[str]]:
             "dataset=csv",
             f"dataset.path={csv}",
             "dataset.split=random",
+            "dataset.row_order_is_time=true",  # u.data's order, for the sequence families
         ]
     return out
 

@@ -73,6 +73,8 @@ class DatasetConfig:
     min_item_interactions: int = 0
     split: str = "loo"  # loo | temporal | random
     split_ratio: list[float] = field(default_factory=lambda: [0.8, 0.1, 0.1])
+    # No timestamp column, but the file's rows are in time order: sequence models may use that order.
+    row_order_is_time: bool = False
     synthetic: SyntheticSpec = field(default_factory=SyntheticSpec)
 
 
@@ -178,6 +180,10 @@ def validate_dataset(d: Any) -> None:
     _check(
         len(ratio) == 3 and all(r >= 0 for r in ratio) and abs(sum(ratio) - 1.0) < 1e-6 and ratio[0] > 0,
         f"dataset.split_ratio must be three non-negative fractions summing to 1. Received: {ratio}",
+    )
+    _check(
+        d.split == "loo" or ratio[1] + ratio[2] > 0,
+        f"dataset.split_ratio={ratio} leaves nothing to validate or test on: give valid or test a share",
     )
     _check(
         d.min_user_interactions >= 0,

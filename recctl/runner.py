@@ -65,13 +65,17 @@ def run_command(name: str, args: list[str], json_output: bool = False) -> int:
         if outcomes.jobs:  # jobs ran, then the sweeper failed (e.g. Optuna with every trial failed)
             console.error(f"sweep ended with an error: {_compact_hydra_error(exc)}")
             return _finish_sweep(name, outcomes, None, failed_anyway=True)
-        console.error(_compact_hydra_error(exc))
+        message, code = _compact_hydra_error(exc), EXIT_USAGE
+        mapped = _output_folder_error(exc, args)
+        if mapped is not None:  # Hydra could not make the job's folder: name the setting
+            message, code = str(mapped), mapped.exit_code
+        console.error(message)
         if json_output:
             from recctl.results import new_result
 
-            result = {**new_result(name), "status": "failed", "error": _compact_hydra_error(exc)}
+            result = {**new_result(name), "status": "failed", "error": message}
             console.emit_json(result)
-        return EXIT_USAGE
+        return code
     finally:
         sys.argv = saved_argv
         if saved_term is not None:
@@ -89,6 +93,19 @@ def run_command(name: str, args: list[str], json_output: bool = False) -> int:
     if outcomes.multirun:
         return _finish_sweep(name, outcomes, sweep_dir)
     return outcomes.jobs[-1][0]
+
+
+def _output_folder_error(exc: BaseException, args: list[str]) -> RecctlError | None:
+    """An OSError under Hydra's folder creation (read-only, a file in the way, a full disk)."""
+    from recctl.settings import output_error
+
+    seen = exc
+    while seen is not None and not isinstance(seen, OSError):
+        seen = seen.__cause__ or seen.__context__
+    if seen is None:
+        return None
+    value = next((a.split("=", 1)[1] for a in args if a.startswith("paths.output_dir=")), "outputs")
+    return output_error(seen, "the run folder", "paths.output_dir", value)
 
 
 def _stop_on_sigterm():

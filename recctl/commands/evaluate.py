@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from recctl import console, settings
-from recctl.artifacts import atomic_write_json, read_json, resolve_run
+from recctl.artifacts import atomic_write_json, read_json, read_manifest, resolve_run
+from recctl.data.prepare import check_run_dataset
 
 
 def run(cfg, result: dict) -> dict:
@@ -17,6 +18,7 @@ def run(cfg, result: dict) -> dict:
     gate = gate_settings(cfg.get("gate"))
     run_dir = resolve_run(cfg.get("run"), Path(settings.paths(cfg).output_dir))
     result["run_dir"] = str(run_dir.resolve())
+    check_run_dataset(cfg.get("dataset"), read_manifest(run_dir), str(run_dir), "evaluate")
 
     from recctl.runs import load_run
 

@@ -13,12 +13,16 @@ from recctl.artifacts import (
     atomic_write_json,
     atomic_write_text,
     environment,
+    file_digests,
     now_iso,
     publish_version,
     read_json,
+    read_manifest,
     resolve_run,
     staging_dir,
 )
+from recctl.data.prepare import check_run_dataset
+from recctl.errors import ConfigError
 
 
 def run(cfg, result: dict) -> dict:
@@ -26,21 +30,29 @@ def run(cfg, result: dict) -> dict:
     output_dir = Path(settings.paths(cfg).output_dir)
     run_dir = resolve_run(cfg.get("run"), output_dir)
     result["run_dir"] = str(run_dir.resolve())
+    manifest = read_manifest(run_dir)
+    check_run_dataset(cfg.get("dataset"), manifest, str(run_dir), "export")
 
-    from recctl.runs import load_run
-
-    loaded = load_run(run_dir)
-    name = export.name or loaded.model_name
-    result["model"] = loaded.model_name
-    result["dataset"] = {"name": loaded.snapshot.name, "fingerprint": loaded.snapshot.fingerprint}
-    result["protocol"] = loaded.snapshot.protocol(getattr(loaded.model, "task", "ranking"))
-    metrics = read_json(run_dir / "metrics.json") if (run_dir / "metrics.json").is_file() else {}
-    result["metrics"] = metrics.get("metrics") or result["metrics"]
-    result["baseline"] = metrics.get("baseline") or result["baseline"]
-
-    parent = output_dir / "exports" / name
-    staged = staging_dir(parent)
+    # The export folder is made before the model is loaded: an unwritable output folder fails at once.
+    parent = _export_parent(output_dir, export.name or manifest.get("model", "model"))
+    target = f"the export under {parent}"
     try:
+        staged = staging_dir(parent)
+    except OSError as exc:
+        raise settings.output_error(exc, target, "paths.output_dir", output_dir) or exc from None
+    writing = False
+    try:
+        from recctl.runs import load_run
+
+        loaded = load_run(run_dir)
+        result["model"] = loaded.model_name
+        result["dataset"] = {"name": loaded.snapshot.name, "fingerprint": loaded.snapshot.fingerprint}
+        result["protocol"] = loaded.snapshot.protocol(getattr(loaded.model, "task", "ranking"))
+        metrics = read_json(run_dir / "metrics.json") if (run_dir / "metrics.json").is_file() else {}
+        result["metrics"] = metrics.get("metrics") or result["metrics"]
+        result["baseline"] = metrics.get("baseline") or result["baseline"]
+
+        writing = True
         signatures = _write_format(export, loaded, run_dir, staged)
         items = loaded.snapshot.items[
             [c for c in ("item", "item_id", "title") if c in loaded.snapshot.items.columns]
@@ -58,11 +70,16 @@ def run(cfg, result: dict) -> dict:
             "quantize": export.quantize if export.format == "litert" else None,
             "environment": environment(),
         }
-        atomic_write_json(staged / "export.json", info)
         atomic_write_text(staged / "README.md", _model_card(info, loaded, metrics))
+        # Written last, with the digest of every other file: export.json present = export complete,
+        # and a copied or served version can be checked against it.
+        info["files"] = file_digests(staged, exclude=("export.json",))
+        atomic_write_json(staged / "export.json", info)
         final = publish_version(staged, parent)
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(staged, ignore_errors=True)
+        if writing and isinstance(exc, OSError):
+            raise settings.output_error(exc, target, "paths.output_dir", output_dir) or exc from None
         raise
     result["export_dir"] = str(final.resolve())
     result["format"] = export.format
@@ -73,6 +90,15 @@ def run(cfg, result: dict) -> dict:
         }
     console.info(f"exported {loaded.model_name} ({export.format}, top-{info['k']}) to {final}")
     return result
+
+
+def _export_parent(output_dir: Path, name: str) -> Path:
+    """outputs/exports/<name>/, refusing a name (export.name, or the run's model) that would leave it."""
+    exports = output_dir / "exports"
+    parent = exports / name
+    if name in ("", ".", "..") or not parent.resolve().is_relative_to(exports.resolve()):
+        raise ConfigError(f"export.name must be a folder name inside {exports}/. Received: {name!r}")
+    return parent
 
 
 def _write_format(export, loaded, run_dir: Path, staged: Path) -> dict:

@@ -44,12 +44,14 @@ def _requested_users(cfg) -> list[str]:
 
 
 def _from_run(cfg, users: list[str], k: int, result: dict) -> list[dict]:
-    from recctl.artifacts import resolve_run
+    from recctl.artifacts import read_manifest, resolve_run
+    from recctl.data.prepare import check_run_dataset
     from recctl.evaluation.ranking import rank_users
     from recctl.evaluation.report import score_function
     from recctl.runs import load_run
 
     run_dir = resolve_run(cfg.get("run"), Path(settings.paths(cfg).output_dir))
+    check_run_dataset(cfg.get("dataset"), read_manifest(run_dir), str(run_dir), "recommend")
     loaded = load_run(run_dir)
     snap = loaded.snapshot
     result.update(

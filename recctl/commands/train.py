@@ -39,9 +39,9 @@ def run(cfg, result: dict) -> dict:
     from recctl.data.prepare import dataset_settings
 
     dataset_settings(cfg.dataset)
-    from recctl.training.factory import check_optimizer, model_class
+    from recctl.training.factory import check_model, check_optimizer, model_class
 
-    model_class(cfg.model)
+    _check_sequence_order(cfg, model_class(cfg.model))
     check_optimizer(cfg.optimizer)
     if cfg.logger.get("name") == "mlflow":
         from recctl.training.mlflow_logger import check_available
@@ -57,13 +57,13 @@ def run(cfg, result: dict) -> dict:
     from recctl.training.strategy import make_strategy
 
     placement = make_strategy(cfg.strategy)
+    check_model(cfg.model)  # builds a stand-in model: after the strategy has set up the devices
     if resumed is not None and placement.multi_worker:
         raise ConfigError("resume= is not supported under strategy=multi_worker yet: train the job again")
     run_dir = resumed.run_dir if resumed else Path(hydra_cfg.runtime.output_dir)
     model_name = resumed.model if resumed else (hydra_cfg.runtime.choices.get("model") or "model")
     if not placement.is_chief:
         return _train_as_worker(cfg, trainer, seed, paths, placement, run_dir, result)
-    result["run_dir"] = str(run_dir)
     result["model"] = model_name
     result["_monitor"] = trainer.monitor
     started = time.perf_counter()
@@ -93,6 +93,9 @@ def run(cfg, result: dict) -> dict:
             pid=os.getpid(),
             host=socket.gethostname(),
         )
+    # From here on the run folder is the run's: a failure is recorded in its manifest. Before (bad
+    # data, a changed snapshot), the runner removes the invocation's empty folder instead.
+    result["run_dir"] = str(run_dir)
 
     from recctl.training.fit import fit
 
@@ -200,6 +203,23 @@ def _complete_run(
         else f"run: {run_dir}  (no training: {model_name})"
     )
     return evaluated
+
+
+def _check_sequence_order(cfg, model_cls) -> None:
+    """A sequence model learns from the order of each user's interactions. Without timestamps that
+    order is only the file's row order: the user must say it means time, not have it assumed."""
+    d = cfg.dataset
+    if (
+        model_cls.input_kind == "sequence"
+        and d.get("source") == "table"
+        and d.get("columns", {}).get("timestamp") is None
+        and not d.get("row_order_is_time")
+    ):
+        raise ConfigError(
+            f"{model_cls.__name__} is a sequence model, but dataset {d.name} has no timestamp column "
+            "(dataset.columns.timestamp=null): map one, or set dataset.row_order_is_time=true if the "
+            "file's rows are in time order"
+        )
 
 
 def _warm_start_run(cfg, paths) -> Path | None:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -18,7 +20,16 @@ import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
 from recctl import console
-from recctl.artifacts import MANIFEST, atomic_write_json, environment, now_iso, publish_once, staging_dir
+from recctl.artifacts import (
+    MANIFEST,
+    atomic_write_json,
+    environment,
+    file_digests,
+    now_iso,
+    publish_once,
+    sha256_file,
+    staging_dir,
+)
 from recctl.config import DatasetConfig, validate_dataset
 from recctl.data.raw import RawData
 from recctl.data.snapshot import Snapshot
@@ -36,12 +47,33 @@ def dataset_settings(dataset_cfg: Any) -> DictConfig:
     except Exception as exc:  # omegaconf.ValidationError / ConfigKeyError
         raise ConfigError(f"dataset: {str(exc).splitlines()[0]}") from None
     validate_dataset(merged)
+    check_dataset_name(merged.name)
     return merged
 
 
+_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+
+
+def check_dataset_name(name: Any) -> None:
+    """`dataset.name` becomes the folder data/processed/<name>/: one plain path component only,
+    so a name such as `../../x` or `/etc` cannot place a snapshot outside the data folder."""
+    if not isinstance(name, str) or not _SAFE_NAME.fullmatch(name) or ".." in name:
+        raise ConfigError(
+            "dataset.name must be a plain folder name (letters, digits, '.', '_', '-'; no '/' or '..'). "
+            f"Received: {name!r}"
+        )
+
+
 def ensure_snapshot(dataset_cfg: Any, data_dir: str | Path, seed: int) -> tuple[Snapshot, bool]:
-    """Return the snapshot for these settings, preparing it first if it does not exist yet."""
+    """Return the snapshot for these settings, preparing it first if it does not exist yet.
+
+    The staging folder is made before the (possibly long) read and build: an unwritable data folder
+    fails at once, and a killed prepare leaves only a hidden `.tmp-*` folder that the next writer
+    removes. Concurrent prepares of the same data each build their own copy; the first rename wins
+    and the others discard theirs (`publish_once`), so every one returns the same complete folder.
+    """
     d = dataset_settings(dataset_cfg)
+    _check_columns(d)
     files = _source_files(d)
     fp = fingerprint(d, seed, files)
     parent = Path(data_dir) / "processed" / d.name
@@ -49,16 +81,23 @@ def ensure_snapshot(dataset_cfg: Any, data_dir: str | Path, seed: int) -> tuple[
     if (final / MANIFEST).is_file():
         return Snapshot(final), False
     start = time.perf_counter()
-    raw = _load_raw(d, seed)
-    tables, stats = build_tables(raw, d, seed)
-    staged = staging_dir(parent)
+    target = f"the dataset snapshot under {parent}"
     try:
+        staged = staging_dir(parent)
+    except OSError as exc:
+        raise _write_error(exc, target, data_dir) from None
+    writing = False
+    try:
+        raw = _load_raw(d, seed)
+        tables, stats = build_tables(raw, d, seed)
+        _check_evaluable(stats, d, raw)
+        writing = True
         _write_snapshot(staged, tables, stats, d, seed, fp, files)
         published = publish_once(staged, final)
-    except BaseException:
-        import shutil
-
+    except BaseException as exc:
         shutil.rmtree(staged, ignore_errors=True)
+        if writing and isinstance(exc, OSError):
+            raise _write_error(exc, target, data_dir) from None
         raise
     seconds = time.perf_counter() - start
     if published:
@@ -69,10 +108,40 @@ def ensure_snapshot(dataset_cfg: Any, data_dir: str | Path, seed: int) -> tuple[
     return Snapshot(final), published
 
 
+def _write_error(exc: OSError, target: str, data_dir) -> BaseException:
+    """A full disk or an unwritable data folder as a one-line error; any other OSError as it is."""
+    from recctl.settings import output_error
+
+    return output_error(exc, target, "paths.data_dir", data_dir) or exc
+
+
+def snapshot_fingerprint(dataset_cfg: Any, seed: int) -> tuple[str, str]:
+    """(dataset name, fingerprint) of the snapshot these settings make, without preparing it: the raw
+    files are hashed, not parsed."""
+    d = dataset_settings(dataset_cfg)
+    return d.name, fingerprint(d, seed, _source_files(d))
+
+
+def check_run_dataset(dataset_cfg: Any, run_manifest: dict, run: str, command: str) -> None:
+    """A command that reads a finished run (evaluate, export, recommend) always uses the run's own
+    snapshot: a model only scores the users and items it was trained on. Dataset settings given to it
+    (`+dataset=... dataset.path=...`) that make another snapshot are refused, not silently ignored."""
+    if dataset_cfg is None:
+        return
+    name, fp = snapshot_fingerprint(dataset_cfg, int(run_manifest.get("seed", 42)))
+    if fp != run_manifest.get("fingerprint"):
+        raise ConfigError(
+            f"run={run} was trained on dataset {run_manifest.get('dataset')} (snapshot "
+            f"{run_manifest.get('fingerprint')}), but the dataset settings given make snapshot {fp} ({name}): "
+            f"{command} always uses the run's own data; drop the dataset overrides, or train on this data"
+        )
+
+
 def fingerprint(d: DictConfig, seed: int, files: list[Path]) -> str:
     settings = OmegaConf.to_container(d, resolve=True)
     for key in _LOCATION_KEYS:
         settings.pop(key, None)
+    settings.pop("row_order_is_time", None)  # a promise about the file checked by train; the data is the same
     for table in ("user_features", "item_features"):
         settings[table].pop("path", None)
     if d.source != "synthetic":
@@ -84,14 +153,6 @@ def fingerprint(d: DictConfig, seed: int, files: list[Path]) -> str:
         "files": [sha256_file(f) for f in files],
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _source_files(d: DictConfig) -> list[Path]:
@@ -106,15 +167,47 @@ def _source_files(d: DictConfig) -> list[Path]:
 
             load_movielens_100k(d)  # downloads when allowed, else raises a DataError saying where to put them
         return [root / n for n in names]
-    files = [Path(d.path)]
-    if not files[0].is_file():
-        raise DataError(f"{d.path}: file not found (dataset.path)")
-    for table in (d.user_features, d.item_features):
+    files = [_existing_file(d.path, "dataset.path")]
+    for kind, table in (("user", d.user_features), ("item", d.item_features)):
         if table.path:
-            if not Path(table.path).is_file():
-                raise DataError(f"{table.path}: file not found (side-feature table)")
-            files.append(Path(table.path))
+            files.append(_existing_file(table.path, f"dataset.{kind}_features.path"))
     return files
+
+
+def _existing_file(value: str, setting: str) -> Path:
+    path = Path(value)
+    if path.is_dir():
+        raise DataError(f"{value}: is a folder, not a file ({setting})")
+    if not path.is_file():
+        raise DataError(f"{value}: file not found ({setting})")
+    return path
+
+
+def _check_columns(d: DictConfig) -> None:
+    """Settings that need a column the table does not map are refused before the file is read."""
+    if d.source != "table" or d.columns.rating:
+        return
+    for key in ("rating_threshold", "label_threshold"):
+        if d.get(key) is not None:
+            raise ConfigError(
+                f"dataset.{key}={d.get(key)} needs ratings, but dataset.columns.rating is null: map the "
+                f"rating column (dataset.columns.rating=NAME) or leave dataset.{key} null"
+            )
+
+
+def _check_evaluable(stats: dict, d: DictConfig, raw: RawData) -> None:
+    """A validation or test split that came out empty would give no metric at all: refuse the data."""
+    ratios = dict(zip(("valid", "test"), d.split_ratio[1:], strict=True))
+    empty = [s for s in ("valid", "test") if stats[s] == 0 and (d.split == "loo" or ratios[s] > 0)]
+    if not empty:
+        return
+    filtered = d.rating_threshold is not None or d.min_user_interactions > 1 or d.min_item_interactions > 1
+    where = f"{raw.files[0]}: " if raw.files else ""
+    raise DataError(
+        f"{where}no user has the 3 interactions that a validation and a test item need"
+        f"{' after filtering' if filtered else ''} ({stats['n_users']} users, {stats['n_interactions']} "
+        f"interactions): the {' and '.join(empty)} split{'s' if len(empty) > 1 else ''} would be empty"
+    )
 
 
 def _load_raw(d: DictConfig, seed: int) -> RawData:
@@ -142,16 +235,26 @@ def build_tables(raw: RawData, d: DictConfig, seed: int) -> tuple[dict[str, pd.D
         int(dup.sum() - inter[dup].drop_duplicates(["user_id", "item_id"]).shape[0]) if dup.any() else 0
     )
     if stats["duplicate_rows"]:
+        n_dup = stats["duplicate_rows"]
+        row = int(np.flatnonzero(inter.duplicated(subset=["user_id", "item_id"]).to_numpy())[0])
+        user, item = inter["user_id"].iat[row], inter["item_id"].iat[row]
         if d.duplicates == "error":
-            first = inter[dup].iloc[0]
+            same = (inter["user_id"] == user) & (inter["item_id"] == item)
+            first = int(np.flatnonzero(same.to_numpy())[0])
             raise DataError(
-                f"{stats['duplicate_rows']} duplicate (user, item) rows, e.g. user {first.user_id} item "
-                f"{first.item_id}; set dataset.duplicates=keep_first|keep_last|keep_all"
+                f"{_locate(raw, row)}: duplicate (user, item) row: user {user!r}, item {item!r} first at "
+                f"{_locate(raw, first)}; {n_dup} duplicate row{'s' if n_dup > 1 else ''} in all "
+                "(dataset.duplicates=error; keep_first, keep_last or keep_all accept them)"
             )
         if d.duplicates in ("keep_first", "keep_last"):
             keep = "first" if d.duplicates == "keep_first" else "last"
             inter = inter[~inter.duplicated(subset=["user_id", "item_id"], keep=keep)]
-        console.warn(f"{stats['duplicate_rows']} duplicate (user, item) rows: {d.duplicates}")
+        kept = {"keep_first": "kept the first of each", "keep_last": "kept the last of each"}
+        console.warn(
+            f"{n_dup} duplicate (user, item) row{'s' if n_dup > 1 else ''} (e.g. user {user!r}, item {item!r}): "
+            f"{kept.get(d.duplicates, 'kept them all')} (dataset.duplicates={d.duplicates})"
+        )
+    users_before = inter["user_id"].nunique()
 
     if d.rating_threshold is not None:
         if not raw.has_ratings:
@@ -165,10 +268,17 @@ def build_tables(raw: RawData, d: DictConfig, seed: int) -> tuple[dict[str, pd.D
         raise ConfigError("dataset.label_threshold is set but the data has no rating column")
 
     inter = _kcore(inter, d.min_user_interactions, d.min_item_interactions)
+    filters = ", ".join(
+        f"dataset.{key}={d.get(key)}"
+        for key in ("rating_threshold", "min_user_interactions", "min_item_interactions")
+        if d.get(key) not in (None, 0)
+    )
     if len(inter) == 0:
-        raise DataError(
-            f"every user was filtered out (min_user_interactions={d.min_user_interactions}, "
-            f"min_item_interactions={d.min_item_interactions})"
+        raise DataError(f"every user was filtered out ({filters}): no interactions are left")
+    dropped = users_before - inter["user_id"].nunique()
+    if dropped:
+        console.warn(
+            f"{dropped} of {users_before} users have no interactions left after {filters}: they are left out"
         )
 
     user_ids = _natural_sorted(inter["user_id"].unique())
@@ -229,6 +339,11 @@ def build_tables(raw: RawData, d: DictConfig, seed: int) -> tuple[dict[str, pd.D
         source_stats=raw.stats,
     )
     return tables, stats
+
+
+def _locate(raw: RawData, row: int) -> str:
+    """Where a 0-based interactions row is in the source ("ratings.csv, line 7"), for messages."""
+    return raw.locate(row) if raw.locate is not None else f"interaction row {row + 1}"
 
 
 def split_assignments(frame: pd.DataFrame, split: str, ratio: list[float], seed: int) -> np.ndarray:
@@ -353,5 +468,7 @@ def _write_snapshot(
             ],
             "config": OmegaConf.to_container(d, resolve=True),
             "environment": environment(),
+            # Digests of the snapshot's own files (Snapshot.verify): a copy or a disk can be checked.
+            "files": file_digests(folder),
         },
     )

@@ -6,6 +6,7 @@ Sources (MovieLens, CSV/Parquet, the synthetic generator) differ in how they rea
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,6 +24,8 @@ class RawData:
         a `title` column (str), which is shown to people and is never a model feature.
     files: the source files read (hashed into the snapshot fingerprint and manifest).
     has_timestamps / has_ratings: whether the source had those columns at all.
+    locate: where a 0-based interactions row is in the source file ("ratings.csv, line 7"), for
+        messages about a row found bad after reading (e.g. a duplicate); None = no file lines.
     """
 
     interactions: pd.DataFrame
@@ -32,3 +35,4 @@ class RawData:
     has_timestamps: bool = True
     has_ratings: bool = True
     stats: dict = field(default_factory=dict)
+    locate: Callable[[int], str] | None = None

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import codecs
 import csv
-import hashlib
 import os
 import re
 import shutil
@@ -28,6 +27,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from recctl.artifacts import sha256_file
 from recctl.data.raw import RawData
 from recctl.errors import DataError
 
@@ -183,14 +183,6 @@ def _to_str_series(arr: pa.ChunkedArray | pa.Array) -> pd.Series:
     return pd.Series(arr.to_pandas(), dtype="str")
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 # ---------------------------------------------------------------------------------------- table readers
 
 
@@ -246,11 +238,15 @@ class _CsvReader:
             raise self._encoding_error() from None
         except csv.Error as exc:
             raise DataError(f"{self.path}, line 1: cannot parse the first line ({_one_line(exc)})") from None
-        if first is None:
+        if first is None or (not any(field.strip() for field in first) and self._only_blank_lines()):
             raise DataError(f"{self.path}: file is empty (no lines with data)")
         if self.header:
             return list(first)
         return [str(i) for i in range(len(first))]
+
+    def _only_blank_lines(self) -> bool:
+        with open(self.path, encoding=self._py_encoding, errors="replace") as f:
+            return not any(line.strip() for line in f)
 
     def record_line(self, record: int) -> int | None:
         """Physical 1-based line where the ``record``-th non-empty record (header included) starts.
@@ -663,6 +659,7 @@ def load_table(cfg: Any) -> RawData:
         has_timestamps=has_timestamps,
         has_ratings=has_ratings,
         stats={"source": "table", "path": str(path), "rows": n},
+        locate=reader.where,
     )
 
 
@@ -815,7 +812,7 @@ def _download_ml100k(root: Path, missing: list[str]) -> None:
                 root, missing, f"and the downloaded file is not a valid zip ({_one_line(exc)})"
             ) from None
         for name in _ML_REQUIRED:
-            got = _sha256(unpacked / name)
+            got = sha256_file(unpacked / name)
             want = ML100K_SHA256[name]
             if got != want:
                 raise DataError(
