@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install train test test-all bench bench-scale bench-robustness bench-reliability bench-peers lint format clean
+.PHONY: install train test test-all bench bench-targets bench-scale bench-robustness bench-reliability bench-peers lint format clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -34,6 +34,10 @@ bench: install
 ## bench-robustness: every family's defaults on data shapes they were not tuned on (about 40 min)
 bench-robustness: install
 	$(BIN)/python benchmarks/robustness.py
+
+## bench-targets: issue #8's time-to-model targets on ml-100k against RecBole's reference figures
+bench-targets: install
+	$(BIN)/python benchmarks/targets.py
 
 ## bench-scale: prepare 1M/10M (CSV, Parquet), examples/s per family, eval 100k x 50k, 20M end to end
 bench-scale: install

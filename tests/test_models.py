@@ -76,3 +76,31 @@ def test_pop_ranks_by_count_with_ties_by_index():
     model.load_tables({"item_popularity": np.array([1, 3, 3, 0, 2], np.float32)})
     top = tf.math.top_k(model.score_all(np.array([0], np.int32)), k=5).indices.numpy()[0]
     assert top.tolist() == [1, 2, 4, 0, 3]
+
+
+def test_mf_shared_negatives_score_like_per_example_scoring_and_mask_accidental_hits():
+    """The shared-negative path (one matmul per batch) gives the per-example scores of the same
+    candidates, except a sampled negative equal to the row's positive, which is masked."""
+    from recctl.data.pipelines import EpochClock, id_training_dataset
+
+    model = MatrixFactorization(n_users=6, n_items=9, embedding_dim=4, loss="softmax", shared_negatives=True)
+    users = np.array([0, 1, 2, 3, 4, 5], np.int32)
+    positives = np.array([1, 2, 3, 4, 5, 6], np.int32)
+    negatives = np.array([2, 7, 8], np.int32)  # item 2 is user 1's positive
+    items = np.concatenate([positives[:, None], np.tile(negatives, (6, 1))], axis=1)
+    shared = np.asarray(model({"user": users, "items": items}, training=True))
+    plain = np.asarray(model({"user": users, "items": items}, training=False))
+    hit = items[:, 1:] == positives[:, None]
+    np.testing.assert_allclose(shared[:, 0], plain[:, 0], rtol=1e-5)
+    np.testing.assert_allclose(shared[:, 1:][~hit], plain[:, 1:][~hit], rtol=1e-5)
+    assert hit.sum() == 1 and (shared[:, 1:][hit] <= -1e3).all()
+
+    batches = list(
+        id_training_dataset(
+            users, positives, 9, 4, 3, 0, EpochClock(), shared_negatives=True
+        ).as_numpy_iterator()
+    )
+    for features, labels in batches:
+        assert (features["items"][:, 1:] == features["items"][0, 1:]).all()  # one draw per batch
+        assert (labels[:, 0] == 1).all() and (labels[:, 1:] == 0).all()
+    assert sorted(np.concatenate([f["user"] for f, _ in batches]).tolist()) == users.tolist()

@@ -37,6 +37,21 @@ def _per_epoch(
     return seeds.flat_map(make_epoch).prefetch(tf.data.AUTOTUNE)
 
 
+def _index_batches(n: int, batch_size: int, epoch_seed: tf.Tensor) -> tf.data.Dataset:
+    """(batch index, example indexes) for one epoch: a full stateless permutation of range(n), cut
+    into batches. One gather per batch replaces a shuffle buffer fed one example at a time (faster,
+    and a full shuffle however large n is)."""
+    perm = tf.random.experimental.stateless_shuffle(
+        tf.range(n, dtype=tf.int64), seed=tf.stack([epoch_seed, tf.constant(0, tf.int64)])
+    )
+    n_batches = (n + batch_size - 1) // batch_size
+
+    def cut(b):
+        return b, perm[b * batch_size : tf.minimum((b + 1) * batch_size, n)]
+
+    return tf.data.Dataset.range(n_batches).map(cut)
+
+
 def _draw(shape, low: int, high: int, epoch_seed: tf.Tensor, batch_index: tf.Tensor) -> tf.Tensor:
     """Uniform integers in [low, high), stateless: the same (epoch, batch) always draws the same."""
     return tf.random.stateless_uniform(
@@ -52,31 +67,37 @@ def id_training_dataset(
     num_negatives: int,
     seed: int,
     clock: EpochClock | None = None,
+    shared_negatives: bool = False,
 ) -> tf.data.Dataset:
     """Batches of ({"user": [B], "items": [B, 1 + num_negatives]}, labels [B, 1 + num_negatives]).
 
     The positive item comes first; negatives are uniform over the catalogue, drawn per batch (a
     negative may rarely be another positive of the user: the usual, cheap approximation).
-    Reshuffled every epoch.
+    `shared_negatives`: one draw for the whole batch, repeated on every row (the shape stays, so
+    distribution strategies split batches as usual); a model that knows scores them once per batch.
     """
     n = len(users)
-    pairs = tf.data.Dataset.from_tensor_slices((users.astype(np.int32), items.astype(np.int32)))
+    users_t, items_t = tf.constant(users.astype(np.int32)), tf.constant(items.astype(np.int32))
     width = 1 + num_negatives
 
     def one_epoch(epoch_seed):
-        ds = pairs.shuffle(min(n, 1 << 20), seed=epoch_seed, reshuffle_each_iteration=False)
-        ds = ds.batch(batch_size, num_parallel_calls=tf.data.AUTOTUNE).enumerate()
-
-        def add_negatives(index, batch):
-            u, i = batch
-            negatives = _draw((tf.shape(u)[0], num_negatives), 0, n_items, epoch_seed, index)
+        def make_batch(index, rows):
+            u, i = tf.gather(users_t, rows), tf.gather(items_t, rows)
+            b = tf.shape(u)[0]
+            if shared_negatives:
+                drawn = _draw((1, num_negatives), 0, n_items, epoch_seed, index)
+                negatives = tf.broadcast_to(drawn, (b, num_negatives))
+            else:
+                negatives = _draw((b, num_negatives), 0, n_items, epoch_seed, index)
             candidates = tf.concat([i[:, None], negatives], axis=1)
             labels = tf.concat(
                 [tf.ones_like(u[:, None], tf.float32), tf.zeros_like(negatives, tf.float32)], axis=1
             )
             return {"user": u, "items": candidates}, tf.reshape(labels, (-1, width))
 
-        return ds.map(add_negatives, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        return _index_batches(n, batch_size, epoch_seed).map(
+            make_batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
+        )
 
     return _per_epoch(seed, clock, one_epoch)
 
@@ -90,15 +111,17 @@ def labeled_pairs_dataset(
     clock: EpochClock | None = None,
 ) -> tf.data.Dataset:
     """Pointwise CTR examples: ({"user": [B], "items": [B, 1]}, labels [B, 1]); no sampled negatives."""
-    rows = tf.data.Dataset.from_tensor_slices(
-        (users.astype(np.int32), items.astype(np.int32), labels.astype(np.float32))
-    )
+    columns = [
+        tf.constant(a) for a in (users.astype(np.int32), items.astype(np.int32), labels.astype(np.float32))
+    ]
+
+    def make_batch(_, rows):
+        u, i, y = (tf.gather(c, rows) for c in columns)
+        return {"user": u, "items": i[:, None]}, y[:, None]
 
     def one_epoch(epoch_seed):
-        ds = rows.shuffle(min(len(users), 1 << 20), seed=epoch_seed, reshuffle_each_iteration=False)
-        return ds.batch(batch_size).map(
-            lambda u, i, y: ({"user": u, "items": i[:, None]}, y[:, None]),
-            num_parallel_calls=tf.data.AUTOTUNE,
+        return _index_batches(len(users), batch_size, epoch_seed).map(
+            make_batch, num_parallel_calls=tf.data.AUTOTUNE
         )
 
     return _per_epoch(seed, clock, one_epoch)
@@ -144,9 +167,7 @@ def sequence_training_dataset(
         flat = tf.constant(items, tf.int32)
         pair_pos = pair_at.astype(np.int64)
         user_start = starts[pair_at]
-        examples = tf.data.Dataset.from_tensor_slices(
-            (pair_pos, user_start, users_of[pair_at].astype(np.int32))
-        )
+        examples = [tf.constant(a) for a in (pair_pos, user_start, users_of[pair_at].astype(np.int32))]
 
         def make_prefix(pos, start, user, epoch_seed, batch_index):
             offsets = tf.range(-max_length + 1, 1, dtype=tf.int64)
@@ -162,16 +183,9 @@ def sequence_training_dataset(
             return {"history": history, "user": user, "items": candidates}, labels
 
         def prefix_epoch(epoch_seed):
-            ds = examples.shuffle(
-                min(len(pair_pos), 1 << 20), seed=epoch_seed, reshuffle_each_iteration=False
-            )
-            return (
-                ds.batch(batch_size)
-                .enumerate()
-                .map(
-                    lambda index, b: make_prefix(*b, epoch_seed, index),
-                    num_parallel_calls=tf.data.AUTOTUNE,
-                )
+            return _index_batches(len(pair_pos), batch_size, epoch_seed).map(
+                lambda index, rows: make_prefix(*(tf.gather(c, rows) for c in examples), epoch_seed, index),
+                num_parallel_calls=tf.data.AUTOTUNE,
             )
 
         return _per_epoch(seed, clock, prefix_epoch)
@@ -191,7 +205,7 @@ def sequence_training_dataset(
     x[window, offset] = items[pair_at]
     y[window, offset] = items[pair_at + 1]
     window_user = np.repeat(np.arange(snapshot.n_users, dtype=np.int32), windows_per_user)
-    windows = tf.data.Dataset.from_tensor_slices((x, y, window_user))
+    windows = [tf.constant(a) for a in (x, y, window_user)]
 
     def make_windows(history, targets, user, epoch_seed, index):
         shape = tf.concat([tf.shape(targets), [n_neg]], axis=0)
@@ -204,11 +218,9 @@ def sequence_training_dataset(
         return {"history": history, "user": user, "items": candidates}, labels, weights
 
     def windows_epoch(epoch_seed):
-        ds = windows.shuffle(min(n_windows, 1 << 20), seed=epoch_seed, reshuffle_each_iteration=False)
-        return (
-            ds.batch(batch_size)
-            .enumerate()
-            .map(lambda index, b: make_windows(*b, epoch_seed, index), num_parallel_calls=tf.data.AUTOTUNE)
+        return _index_batches(n_windows, batch_size, epoch_seed).map(
+            lambda index, rows: make_windows(*(tf.gather(c, rows) for c in windows), epoch_seed, index),
+            num_parallel_calls=tf.data.AUTOTUNE,
         )
 
     return _per_epoch(seed, clock, windows_epoch)
@@ -224,7 +236,7 @@ def user_vector_training_dataset(
         tf.constant(csr.indices, tf.int64), tf.constant(csr.indptr, tf.int64)
     )
     n_items = snapshot.n_items
-    ids = tf.data.Dataset.from_tensor_slices(users)
+    ids = tf.constant(users)
 
     def to_vectors(batch_users):
         rows = tf.gather(ragged, batch_users)
@@ -232,8 +244,9 @@ def user_vector_training_dataset(
         return {"vector": vector}, vector
 
     def one_epoch(epoch_seed):
-        ds = ids.shuffle(len(users), seed=epoch_seed, reshuffle_each_iteration=False).batch(batch_size)
-        return ds.map(to_vectors, num_parallel_calls=tf.data.AUTOTUNE)
+        return _index_batches(len(users), batch_size, epoch_seed).map(
+            lambda _, rows: to_vectors(tf.gather(ids, rows)), num_parallel_calls=tf.data.AUTOTUNE
+        )
 
     return _per_epoch(seed, clock, one_epoch)
 

@@ -228,33 +228,39 @@ def build_tables(raw: RawData, d: DictConfig, seed: int) -> tuple[dict[str, pd.D
     stats: dict[str, Any] = {"raw_interactions": len(inter)}
     if len(inter) == 0:
         raise DataError("the interactions table is empty")
-    inter = inter.assign(row=np.arange(len(inter), dtype=np.int64))
-
-    dup = inter.duplicated(subset=["user_id", "item_id"], keep=False)
-    stats["duplicate_rows"] = (
-        int(dup.sum() - inter[dup].drop_duplicates(["user_id", "item_id"]).shape[0]) if dup.any() else 0
+    # Ids become integer codes once (first-appearance order); every later step works on integers,
+    # which is most of what makes prepare run at ~1 M interactions/s (BENCHMARKS.md, section 11).
+    u_codes, u_uniques = pd.factorize(inter["user_id"])
+    i_codes, i_uniques = pd.factorize(inter["item_id"])
+    inter = inter.assign(
+        row=np.arange(len(inter), dtype=np.int64),
+        u_code=u_codes.astype(np.int64),
+        i_code=i_codes.astype(np.int64),
     )
+    pair_key = pd.Series(inter["u_code"].to_numpy() * max(len(i_uniques), 1) + inter["i_code"].to_numpy())
+    repeat = pair_key.duplicated(keep="first").to_numpy()
+    stats["duplicate_rows"] = int(repeat.sum())
     if stats["duplicate_rows"]:
         n_dup = stats["duplicate_rows"]
-        row = int(np.flatnonzero(inter.duplicated(subset=["user_id", "item_id"]).to_numpy())[0])
+        row = int(np.flatnonzero(repeat)[0])
         user, item = inter["user_id"].iat[row], inter["item_id"].iat[row]
         if d.duplicates == "error":
-            same = (inter["user_id"] == user) & (inter["item_id"] == item)
-            first = int(np.flatnonzero(same.to_numpy())[0])
+            first = int(np.flatnonzero(pair_key.to_numpy() == pair_key.iat[row])[0])
             raise DataError(
                 f"{_locate(raw, row)}: duplicate (user, item) row: user {user!r}, item {item!r} first at "
                 f"{_locate(raw, first)}; {n_dup} duplicate row{'s' if n_dup > 1 else ''} in all "
                 "(dataset.duplicates=error; keep_first, keep_last or keep_all accept them)"
             )
-        if d.duplicates in ("keep_first", "keep_last"):
-            keep = "first" if d.duplicates == "keep_first" else "last"
-            inter = inter[~inter.duplicated(subset=["user_id", "item_id"], keep=keep)]
+        if d.duplicates == "keep_first":
+            inter = inter[~repeat]
+        elif d.duplicates == "keep_last":
+            inter = inter[~pair_key.duplicated(keep="last").to_numpy()]
         kept = {"keep_first": "kept the first of each", "keep_last": "kept the last of each"}
         console.warn(
             f"{n_dup} duplicate (user, item) row{'s' if n_dup > 1 else ''} (e.g. user {user!r}, item {item!r}): "
             f"{kept.get(d.duplicates, 'kept them all')} (dataset.duplicates={d.duplicates})"
         )
-    users_before = inter["user_id"].nunique()
+    users_before = _distinct(inter["u_code"])
 
     if d.rating_threshold is not None:
         if not raw.has_ratings:
@@ -275,20 +281,18 @@ def build_tables(raw: RawData, d: DictConfig, seed: int) -> tuple[dict[str, pd.D
     )
     if len(inter) == 0:
         raise DataError(f"every user was filtered out ({filters}): no interactions are left")
-    dropped = users_before - inter["user_id"].nunique()
+    dropped = users_before - _distinct(inter["u_code"])
     if dropped:
         console.warn(
             f"{dropped} of {users_before} users have no interactions left after {filters}: they are left out"
         )
 
-    user_ids = _natural_sorted(inter["user_id"].unique())
-    item_ids = _natural_sorted(inter["item_id"].unique())
-    user_index = pd.Series(np.arange(len(user_ids), dtype=np.int32), index=user_ids)
-    item_index = pd.Series(np.arange(len(item_ids), dtype=np.int32), index=item_ids)
+    user_ids, user_of_code = _index_ids(inter["u_code"].to_numpy(), u_uniques)
+    item_ids, item_of_code = _index_ids(inter["i_code"].to_numpy(), i_uniques)
     frame = pd.DataFrame(
         {
-            "user": user_index.reindex(inter["user_id"].to_numpy()).to_numpy(np.int32),
-            "item": item_index.reindex(inter["item_id"].to_numpy()).to_numpy(np.int32),
+            "user": user_of_code[inter["u_code"].to_numpy()],
+            "item": item_of_code[inter["i_code"].to_numpy()],
             "rating": inter["rating"].to_numpy(np.float32),
             "timestamp": inter["timestamp"].to_numpy(np.int64),
             "row": inter["row"].to_numpy(np.int64),
@@ -394,14 +398,27 @@ def _kcore(inter: pd.DataFrame, min_user: int, min_item: int) -> pd.DataFrame:
         return inter
     while True:
         before = len(inter)
-        if min_item > 1:
-            counts = inter["item_id"].map(inter["item_id"].value_counts())
-            inter = inter[counts >= min_item]
-        if min_user > 1:
-            counts = inter["user_id"].map(inter["user_id"].value_counts())
-            inter = inter[counts >= min_user]
+        for column, least in (("i_code", min_item), ("u_code", min_user)):
+            if least > 1:
+                codes = inter[column].to_numpy()
+                inter = inter[np.bincount(codes)[codes] >= least]
         if len(inter) == before or len(inter) == 0:
             return inter
+
+
+def _distinct(codes: pd.Series) -> int:
+    return int(np.count_nonzero(np.bincount(codes.to_numpy()))) if len(codes) else 0
+
+
+def _index_ids(codes: np.ndarray, uniques) -> tuple[np.ndarray, np.ndarray]:
+    """(the ids still present, in natural order; code -> their index, -1 for ids filtered out)."""
+    present = np.flatnonzero(np.bincount(codes, minlength=len(uniques)))
+    ids = _natural_sorted(np.asarray(uniques)[present])
+    index_of_code = np.full(len(uniques), -1, np.int32)
+    index_of_code[pd.Index(np.asarray(uniques, dtype=object).astype(str)).get_indexer(ids)] = np.arange(
+        len(ids), dtype=np.int32
+    )
+    return ids, index_of_code
 
 
 def _natural_sorted(values: np.ndarray) -> np.ndarray:

@@ -28,6 +28,10 @@ class MatrixFactorization(IdRecommender):
     l2: weight of the L2 penalty on the batch's embeddings.
     init_std: standard deviation of the normal initialiser.
     use_bias: learn a per-item bias (popularity).
+    shared_negatives: in training, one draw of negatives per batch shared by every example (the
+        pipeline repeats it on each row): they are embedded once and scored with one matmul
+        instead of a gather per example, which made the per-example gathers of 64 negatives the
+        bottleneck (BENCHMARKS.md, section 11). A negative equal to a row's positive is masked.
     """
 
     def __init__(
@@ -40,6 +44,7 @@ class MatrixFactorization(IdRecommender):
         l2: float = 0.0,
         init_std: float = 0.1,
         use_bias: bool = True,
+        shared_negatives: bool = False,
         **kwargs,
     ):
         super().__init__(n_users, n_items, loss=loss, num_negatives=num_negatives, **kwargs)
@@ -50,6 +55,7 @@ class MatrixFactorization(IdRecommender):
         self.l2 = float(l2)
         self.init_std = float(init_std)
         self.use_bias = bool(use_bias)
+        self.shared_negatives = bool(shared_negatives)
         init = keras.initializers.RandomNormal(stddev=self.init_std)
         self.user_embedding = layers.Embedding(
             self.n_users, self.embedding_dim, embeddings_initializer=init, name="user_embedding"
@@ -71,6 +77,8 @@ class MatrixFactorization(IdRecommender):
 
     def call(self, inputs, training=False):
         users, items = inputs["user"], inputs["items"]
+        if training and self.shared_negatives:
+            return self._shared_negative_scores(users, items)
         u = self.user_embedding(users)
         v = self.item_embedding(items)
         scores = ops.einsum("bd,bcd->bc", u, v)
@@ -80,6 +88,25 @@ class MatrixFactorization(IdRecommender):
             batch = ops.cast(ops.shape(u)[0], u.dtype)
             self.add_loss(self.l2 * (ops.sum(u * u) + ops.sum(v * v)) / batch)
         return scores
+
+    def _shared_negative_scores(self, users, items):
+        """[B, 1 + K] scores: each row's positive, then the batch's K shared negatives (row 0's)."""
+        positives, negatives = items[:, 0], items[0, 1:]
+        u = self.user_embedding(users)
+        vp, vn = self.item_embedding(positives), self.item_embedding(negatives)
+        pos = ops.sum(u * vp, axis=-1, keepdims=True)
+        neg = ops.matmul(u, ops.transpose(vn))
+        if self.use_bias:
+            pos = pos + self.item_bias(positives)
+            neg = neg + ops.reshape(self.item_bias(negatives), (1, -1))
+        hit = ops.equal(ops.expand_dims(negatives, 0), ops.expand_dims(positives, 1))
+        neg = ops.where(
+            hit, ops.cast(-1e4, neg.dtype), neg
+        )  # a sampled negative that is the positive (finite: float16-safe)
+        if self.l2 > 0:
+            batch = ops.cast(ops.shape(u)[0], u.dtype)
+            self.add_loss(self.l2 * (ops.sum(u * u) + ops.sum(vp * vp) + ops.sum(vn * vn)) / batch)
+        return ops.concatenate([pos, neg], axis=1)
 
     def score_all(self, users):
         u = self.user_embedding(users)
@@ -91,6 +118,10 @@ class MatrixFactorization(IdRecommender):
     def get_config(self):
         config = super().get_config()
         config.update(
-            embedding_dim=self.embedding_dim, l2=self.l2, init_std=self.init_std, use_bias=self.use_bias
+            embedding_dim=self.embedding_dim,
+            l2=self.l2,
+            init_std=self.init_std,
+            use_bias=self.use_bias,
+            shared_negatives=self.shared_negatives,
         )
         return config

@@ -263,7 +263,14 @@ def _training_data(
         if len(users) == 0:
             raise RecctlError("the training split is empty")
         return id_training_dataset(
-            users, items, snapshot.n_items, int(trainer.batch_size), model.num_negatives, seed, clock
+            users,
+            items,
+            snapshot.n_items,
+            int(trainer.batch_size),
+            model.num_negatives,
+            seed,
+            clock,
+            shared_negatives=getattr(model, "shared_negatives", False),
         )
     if model.input_kind == "sequence":
         try:
