@@ -147,6 +147,14 @@ STALE_STAGING_AGE_S = 24 * 3600
 _STAGING_NAME = re.compile(r"^\.tmp-[0-9a-f]{12}-(\d+)-([0-9a-f]{10})$")
 
 
+def discard_job_folder(folder: Path) -> None:
+    """Remove a job folder Hydra made for an invocation that left nothing in it but `.hydra`
+    (a rejected run, a resume, a non-chief worker): the run lives elsewhere or not at all."""
+    folder = Path(folder)
+    if folder.is_dir() and {p.name for p in folder.iterdir()} <= {".hydra"}:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def staging_dir(parent: Path) -> Path:
     """A fresh hidden folder beside the final one; renamed into place when complete.
 

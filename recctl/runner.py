@@ -238,9 +238,8 @@ def _finish_sweep(name: str, outcomes: _Outcomes, sweep_dir: Path | None, failed
 def _record_failed_run(result: dict, job_dir: Path, multirun: bool) -> None:
     """A run that failed says so in its manifest; a single run rejected before it started (bad
     config or data) leaves no folder behind, while a sweep job keeps one so the sweep lists it."""
-    import shutil
 
-    from recctl.artifacts import update_manifest
+    from recctl.artifacts import discard_job_folder, update_manifest
 
     status = "interrupted" if result.get("status") == "interrupted" else "failed"
     try:
@@ -248,8 +247,8 @@ def _record_failed_run(result: dict, job_dir: Path, multirun: bool) -> None:
             update_manifest(Path(result["run_dir"]), status=status, error=result.get("error"))
         elif multirun:
             update_manifest(job_dir, kind="run", status=status, error=result.get("error"))
-        elif job_dir.is_dir() and {p.name for p in job_dir.iterdir()} <= {".hydra"}:
-            shutil.rmtree(job_dir)
+        else:
+            discard_job_folder(job_dir)
     except OSError:
         pass
 

@@ -12,7 +12,14 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from recctl import console, settings
-from recctl.artifacts import atomic_write_json, atomic_write_text, environment, now_iso, update_manifest
+from recctl.artifacts import (
+    atomic_write_json,
+    atomic_write_text,
+    discard_job_folder,
+    environment,
+    now_iso,
+    update_manifest,
+)
 from recctl.errors import ConfigError, RecctlError
 
 
@@ -263,14 +270,12 @@ def _start_tracking(cfg, paths, run_dir: Path, model_name: str, snapshot):
 def _train_as_worker(cfg, trainer, seed, paths, placement, run_dir: Path, result: dict) -> dict:
     """A non-chief multi_worker process: it trains in lockstep with the chief but leaves no run folder
     (Hydra's, holding only its .hydra config, is removed); logs and checkpoints go to scratch space."""
-    import shutil
     import tempfile
 
     from recctl.data.prepare import ensure_snapshot
     from recctl.training.fit import fit
 
-    if run_dir.is_dir() and {p.name for p in run_dir.iterdir()} <= {".hydra"}:
-        shutil.rmtree(run_dir, ignore_errors=True)
+    discard_job_folder(run_dir)
     result["role"] = "worker"
     snapshot, _ = ensure_snapshot(cfg.dataset, paths.data_dir, seed)
     result["dataset"] = {"name": snapshot.name, "fingerprint": snapshot.fingerprint}

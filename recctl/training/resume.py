@@ -9,7 +9,6 @@ invocation's own Hydra folder is removed: the run folder stays the one place the
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +16,7 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from recctl import console
-from recctl.artifacts import MANIFEST, now_iso, read_json, read_manifest, update_manifest
+from recctl.artifacts import MANIFEST, discard_job_folder, now_iso, read_json, read_manifest, update_manifest
 from recctl.errors import ConfigError, RunNotFoundError
 from recctl.training import checkpoints
 
@@ -126,5 +125,5 @@ def _alive(manifest: dict) -> bool:
 
 
 def _drop_own_folder(own: Path, run_dir: Path) -> None:
-    if own.resolve() != run_dir.resolve() and own.is_dir() and {p.name for p in own.iterdir()} <= {".hydra"}:
-        shutil.rmtree(own, ignore_errors=True)
+    if own.resolve() != run_dir.resolve():
+        discard_job_folder(own)
