@@ -38,7 +38,11 @@ _SUMMARIES = {
 
 _EXAMPLES = {
     "prepare": "recctl prepare dataset=ml_100k dataset.root=PATH",
-    "train": "recctl train model=wide_deep optimizer=adamw optimizer.learning_rate=3e-3 trainer.epochs=5",
+    "train": (
+        "recctl train model=wide_deep optimizer=adamw optimizer.learning_rate=3e-3 trainer.epochs=5",
+        "recctl train resume=latest                      (continue a killed run from its last epoch)",
+        "recctl train init_from=latest dataset.path=...  (start from a run's weights, id by id)",
+    ),
     "evaluate": "recctl evaluate run=latest gate.metric=ndcg@10 gate.min_lift=1.5",
     "export": "recctl export run=latest export.k=20",
     "recommend": "recctl recommend run=latest user=196 k=10",
@@ -56,7 +60,10 @@ def _help(name: str) -> str:
         "",
         "\b",
         "Example:",
-        f"  {_EXAMPLES[name]}",
+        *(
+            f"  {line}"
+            for line in ((_EXAMPLES[name],) if isinstance(_EXAMPLES[name], str) else _EXAMPLES[name])
+        ),
         "",
         "\b",
         "Hydra flags work too: --cfg job (print the config), -m (multirun), --config-dir DIR, --info.",
