@@ -91,3 +91,21 @@ def test_sequence_pipeline_needs_histories():
 
     with pytest.raises(ValueError, match="two training interactions"):
         sequence_training_dataset(Lonely(), "seq2seq", 4, 8, 2, 0)
+
+
+@pytest.mark.parametrize("mode", ["seq2seq", "prefix"])
+def test_full_softmax_yields_item_indexes_and_draws_no_negatives(mode):
+    """The same batches as the sampled pipeline; labels are the targets' item indexes (0 on padding,
+    whose weight stays 0) and "items" holds the target token only."""
+    sampled = _collect(sequence_training_dataset(FakeSnapshot(), mode, 3, 16, 4, seed=0))
+    full = _collect(sequence_training_dataset(FakeSnapshot(), mode, 3, 16, 4, seed=0, full_softmax=True))
+    assert len(full) == len(sampled) == 1
+    (s_features, s_labels, *s_weights), (f_features, f_labels, *f_weights) = sampled[0], full[0]
+    np.testing.assert_array_equal(f_features["history"], s_features["history"])
+    target = s_features["items"][..., 0]
+    assert f_features["items"].shape == (*target.shape, 1) and s_labels.shape[-1] == 5
+    np.testing.assert_array_equal(f_features["items"][..., 0], target)
+    np.testing.assert_array_equal(f_labels, np.maximum(target - 1, 0))
+    assert f_labels.dtype == np.int32
+    for s_w, f_w in zip(s_weights, f_weights, strict=True):
+        np.testing.assert_array_equal(f_w, s_w)

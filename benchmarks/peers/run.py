@@ -29,6 +29,7 @@ Datasets folder: $RECCTL_DATASETS or ../shared/datasets.
 from __future__ import annotations
 
 import argparse
+import csv
 import hashlib
 import json
 import os
@@ -484,6 +485,21 @@ def report(rows, args, machine: str, torch_version: str | None, settings: dict) 
             f"| {pair.recctl} | {pair.recbole} | {metric} | {fmt(a, 4)} | {fmt(b, 4)} | {ratio(a, b)} "
             f"| {fmt(hr_a, 4)} | {fmt(hr_b, 4)} | {best or '-'} | {ref_q} |"
         )
+    print("\n## Time to equal validation quality\n")
+    print(
+        "Each side's seconds of training (with per-epoch validation) until its validation NDCG@10 first "
+        "reaches the best figure both sides reach within the budget: the lower of their two best "
+        "validation figures. recctl's seconds are epochs x its fit seconds per epoch.\n"
+    )
+    print(
+        "| recctl | RecBole | validation NDCG@10 reached | recctl epochs | recctl s | RecBole epochs "
+        "| RecBole s | RecBole ÷ recctl |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    for pair, rc, rb, _err in rows:
+        if pair.kind == "ctr" or not rc or not rb:
+            continue
+        print(equal_quality_row(pair, rc, rb))
     errors = [err for *_, err in rows if err]
     if errors:
         print("\n## Failures\n")
@@ -507,6 +523,27 @@ def report(rows, args, machine: str, torch_version: str | None, settings: dict) 
         "\nReference (issue #8) columns: RecBole 1.2.1 as measured for issue #8 (torch 2.13 CPU, 2 cores, "
         "default hyperparameters, batch 2048, embedding 64, fit until RecBole's early stop). They are "
         "quoted, not measured by this run."
+    )
+
+
+def recctl_validation_curve(rc: dict) -> list[float]:
+    with open(Path(rc["run_dir"]) / "history.csv", encoding="utf-8") as fh:
+        return [float(row.get("val_ndcg@10") or 0) for row in csv.DictReader(fh)]
+
+
+def equal_quality_row(pair, rc: dict, rb: dict) -> str:
+    """One row of the time-to-equal-quality table (see report)."""
+    ours, theirs = recctl_validation_curve(rc), rb["valid_scores"]
+    if not ours or not theirs:
+        return f"| {pair.recctl} | {pair.recbole} | - | - | - | - | - | - |"
+    target = min(max(ours), max(theirs))
+    k_ours = next(i for i, v in enumerate(ours, 1) if v >= target)
+    k_theirs = next(i for i, v in enumerate(theirs, 1) if v >= target)
+    s_ours = k_ours * rc["seconds"]["fit"] / len(ours)
+    s_theirs = sum(rb["train_seconds"][:k_theirs]) + sum(rb["valid_seconds"][:k_theirs])
+    return (
+        f"| {pair.recctl} | {pair.recbole} | {target:.4f} | {k_ours} | {s_ours:.1f} | {k_theirs} "
+        f"| {s_theirs:.1f} | {ratio(s_theirs, s_ours)} |"
     )
 
 

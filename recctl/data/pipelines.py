@@ -141,6 +141,7 @@ def sequence_training_dataset(
     num_negatives: int,
     seed: int,
     clock: EpochClock | None = None,
+    full_softmax: bool = False,
 ) -> tf.data.Dataset:
     """Next-item examples from each user's training sequence (tokens = item index + 1, 0 = padding).
 
@@ -149,6 +150,9 @@ def sequence_training_dataset(
       every position; yields (history [B, L], items [B, L, 1+neg]), labels, weights [B, L].
     prefix: one example per pair: the last `max_length` items before the target; the windows are
       gathered in-graph from one flat array, so memory stays O(interactions).
+    full_softmax: no negatives are drawn; the labels are the targets' item indexes (token - 1; 0 on
+      padding, whose weight is 0) for a softmax over the whole catalogue, and "items" holds only
+      the target tokens.
     """
     csr = _time_ordered(snapshot, ("train",))
     lengths = csr.row_lengths()
@@ -175,6 +179,8 @@ def sequence_training_dataset(
             valid = index >= start[:, None]
             history = tf.where(valid, tf.gather(flat, tf.maximum(index, 0)), 0)
             target = tf.gather(flat, pos + 1)
+            if full_softmax:
+                return {"history": history, "user": user, "items": target[:, None]}, target - 1
             negatives = _draw((tf.shape(pos)[0], n_neg), 1, n_tokens, epoch_seed, batch_index)
             candidates = tf.concat([target[:, None], negatives], axis=1)
             labels = tf.concat(
@@ -208,13 +214,16 @@ def sequence_training_dataset(
     windows = [tf.constant(a) for a in (x, y, window_user)]
 
     def make_windows(history, targets, user, epoch_seed, index):
+        weights = tf.cast(targets > 0, tf.float32)
+        if full_softmax:
+            inputs = {"history": history, "user": user, "items": targets[..., None]}
+            return inputs, tf.maximum(targets - 1, 0), weights
         shape = tf.concat([tf.shape(targets), [n_neg]], axis=0)
         negatives = _draw(shape, 1, n_tokens, epoch_seed, index)
         candidates = tf.concat([targets[..., None], negatives], axis=-1)
         labels = tf.concat(
             [tf.ones_like(targets[..., None], tf.float32), tf.zeros(shape, tf.float32)], axis=-1
         )
-        weights = tf.cast(targets > 0, tf.float32)
         return {"history": history, "user": user, "items": candidates}, labels, weights
 
     def windows_epoch(epoch_seed):

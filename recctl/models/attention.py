@@ -5,7 +5,12 @@ embeddings plus learned positional embeddings go through `num_blocks` Transforme
 attention is causal (position t sees items 1..t only), each block
 ``x = x + Dropout(Attention(LayerNorm(x)))``, ``x = x + Dropout(FFN(LayerNorm(x)))`` (the paper's
 pre-LN residuals, a point-wise two-layer ReLU feed-forward), padded positions zeroed after every
-block, then a final LayerNorm. The state at position t predicts item t+1; the score of item i is
+block, then a final LayerNorm. ``norm="post"`` gives the blocks of BERT and of RecBole's SASRec
+instead: ``x = LayerNorm(x + Dropout(Attention(x)))``, ``x = LayerNorm(x + Dropout(FFN(x)))``, the
+embeddings normalised before the first block, no dropout inside the feed-forward and no final
+LayerNorm; with GELU, 2 heads, a 256-wide
+feed-forward and dropout 0.5 (RecBole's sizes) it is experiment=ml100k_attention, which trained to a
+better model on ml-100k than the paper's blocks (BENCHMARKS.md section 13). The state at position t predicts item t+1; the score of item i is
 ``state . E[i + 1]`` with E the input item embedding table (shared input/output embeddings, as in
 the paper). Trained seq2seq: the next item at every position of every window.
 
@@ -29,7 +34,10 @@ from __future__ import annotations
 import keras
 from keras import layers, ops
 
-from recctl.models.base import IdAxis, SequenceRecommender, check_positive
+from recctl.models.base import IdAxis, SequenceRecommender, check_choice, check_positive
+
+NORMS = ("pre", "post")
+ACTIVATIONS = ("relu", "gelu")
 
 
 @keras.saving.register_keras_serializable(package="recctl")
@@ -47,6 +55,8 @@ class SASRec(SequenceRecommender):
     ffn_dim: width of the point-wise feed-forward layer; None = embedding_dim (the paper).
     dropout: dropout rate on the embeddings, attention weights and each residual branch.
     init_std: standard deviation of the normal initialiser of the embeddings.
+    norm: "pre" (the paper: LayerNorm before each sub-layer) or "post" (after each residual sum).
+    activation: of the feed-forward's inner layer, "relu" (the paper) or "gelu".
     """
 
     training_mode = "seq2seq"
@@ -64,6 +74,8 @@ class SASRec(SequenceRecommender):
         ffn_dim: int | None = None,
         dropout: float = 0.2,
         init_std: float = 0.02,
+        norm: str = "pre",
+        activation: str = "relu",
         **kwargs,
     ):
         super().__init__(n_users, n_items, max_length=max_length, num_negatives=num_negatives, **kwargs)
@@ -73,6 +85,8 @@ class SASRec(SequenceRecommender):
         if ffn_dim is not None:
             check_positive("ffn_dim", ffn_dim)
         check_positive("init_std", init_std)
+        check_choice("norm", norm, NORMS)
+        check_choice("activation", activation, ACTIVATIONS)
         if not isinstance(dropout, (int, float)) or isinstance(dropout, bool) or not 0 <= dropout < 1:
             raise ValueError(f"dropout should be in [0, 1). Received: dropout={dropout!r}")
         if embedding_dim % num_heads:
@@ -85,6 +99,8 @@ class SASRec(SequenceRecommender):
         self.ffn_dim = None if ffn_dim is None else int(ffn_dim)
         self.dropout = float(dropout)
         self.init_std = float(init_std)
+        self.norm = str(norm)
+        self.activation = str(activation)
 
         d, width = self.embedding_dim, self.ffn_dim or self.embedding_dim
         init = keras.initializers.RandomNormal(stddev=self.init_std)
@@ -110,7 +126,7 @@ class SASRec(SequenceRecommender):
         ]
         self.attention_dropouts = [layers.Dropout(self.dropout) for _ in n]
         self.ffn_norms = [layers.LayerNormalization(epsilon=1e-6, name=f"ffn_norm_{b}") for b in n]
-        self.ffn_inners = [layers.Dense(width, activation="relu", name=f"ffn_inner_{b}") for b in n]
+        self.ffn_inners = [layers.Dense(width, activation=self.activation, name=f"ffn_inner_{b}") for b in n]
         self.ffn_inner_dropouts = [layers.Dropout(self.dropout) for _ in n]
         self.ffn_outers = [layers.Dense(d, name=f"ffn_outer_{b}") for b in n]
         self.ffn_dropouts = [layers.Dropout(self.dropout) for _ in n]
@@ -120,6 +136,7 @@ class SASRec(SequenceRecommender):
             self.ffn_norms[b].build(sequence_shape)
             self.ffn_inners[b].build(sequence_shape)
             self.ffn_outers[b].build((None, self.max_length, width))
+        # pre: a final LayerNorm after the last block; post: one on the embeddings, before the first
         self.final_norm = layers.LayerNormalization(epsilon=1e-6, name="final_norm")
         self.final_norm.build(sequence_shape)
         self.built = True
@@ -135,20 +152,28 @@ class SASRec(SequenceRecommender):
         # positions counted from the most recent item: the last one always gets row max_length - 1
         positions = ops.arange(length, dtype="int32") + (self.max_length - length)
         x = self.item_embedding(history) + ops.expand_dims(self.position_embedding(positions), 0)
+        if self.norm == "post":
+            x = self.final_norm(x)
         x = self.input_dropout(x, training=training) * keep
         # query t attends to the non-padding keys s <= t, and always to itself (no empty row)
         index = ops.arange(length, dtype="int32")
         causal = ops.expand_dims(ops.less_equal(index[None, :], index[:, None]), 0)  # [1, L, L]
         itself = ops.expand_dims(ops.equal(index[None, :], index[:, None]), 0)
         mask = ops.logical_or(ops.logical_and(causal, ops.expand_dims(valid, 1)), itself)
+        post = self.norm == "post"
         for b in range(self.num_blocks):
-            h = self.attention_norms[b](x)
+            h = x if post else self.attention_norms[b](x)
             h = self.attentions[b](h, h, attention_mask=mask, training=training)
             x = x + self.attention_dropouts[b](h, training=training)
-            h = self.ffn_inners[b](self.ffn_norms[b](x))
-            h = self.ffn_outers[b](self.ffn_inner_dropouts[b](h, training=training))
-            x = (x + self.ffn_dropouts[b](h, training=training)) * keep
-        return self.final_norm(x)
+            if post:
+                x = self.attention_norms[b](x)
+            h = self.ffn_inners[b](x if post else self.ffn_norms[b](x))
+            if not post:  # RecBole's post-LN feed-forward has no inner dropout
+                h = self.ffn_inner_dropouts[b](h, training=training)
+            h = self.ffn_outers[b](h)
+            x = x + self.ffn_dropouts[b](h, training=training)
+            x = (self.ffn_norms[b](x) if post else x) * keep
+        return x if post else self.final_norm(x)
 
     def get_config(self):
         config = super().get_config()
@@ -159,5 +184,7 @@ class SASRec(SequenceRecommender):
             ffn_dim=self.ffn_dim,
             dropout=self.dropout,
             init_std=self.init_std,
+            norm=self.norm,
+            activation=self.activation,
         )
         return config

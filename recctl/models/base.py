@@ -150,6 +150,13 @@ def gather_rows(table, index):
     return ops.take(table, index, axis=0)
 
 
+SOFTMAXES = ("auto", "sampled", "full")
+# softmax="auto" trains on the full softmax up to this many items. Measured (attention, 2-core CPU,
+# batch 1024 x 10 positions): full was 1.5x faster per epoch at 1,000 and 1,682 items, even at 5,000,
+# 1.3x slower at 20,000; its logits matrix grows with the catalogue, the sampled one does not.
+FULL_SOFTMAX_MAX_ITEMS = 5000
+
+
 class SequenceRecommender(Recommender):
     """Next-item models over the user's item history.
 
@@ -165,19 +172,39 @@ class SequenceRecommender(Recommender):
       seq2seq: ``{"history": [B, L], "user": [B], "items": [B, L, 1 + neg]}``, labels
                ``[B, L, 1 + neg]`` (positive first), sample weights ``[B, L]`` (0 on padding);
       prefix:  ``{"history": [B, L], "user": [B], "items": [B, 1 + neg]}``, labels ``[B, 1 + neg]``.
-    Loss: sampled softmax over the positive and `num_negatives` uniform negatives, so the cost per
-    example does not grow with the catalogue.
+    Loss (`softmax`): "sampled", a softmax over the positive and `num_negatives` uniform negatives,
+    so the cost per example does not grow with the catalogue; "full", a softmax over the whole
+    catalogue (labels: the target's item index ``[B, (L)]``, no negatives drawn), the exact gradient
+    that Klenitskiy & Vasilev (RecSys 2023) found to matter most for SASRec, at the cost of one
+    ``[B x L, n_items]`` logits matrix per step; "auto" (default): full up to
+    FULL_SOFTMAX_MAX_ITEMS items, where it was measured faster per epoch at equal quality, else sampled.
     """
 
     input_kind: ClassVar[str] = "sequence"
     training_mode: ClassVar[str] = "seq2seq"
 
-    def __init__(self, n_users: int, n_items: int, max_length: int = 50, num_negatives: int = 128, **kwargs):
+    def __init__(
+        self,
+        n_users: int,
+        n_items: int,
+        max_length: int = 50,
+        num_negatives: int = 128,
+        softmax: str = "auto",
+        **kwargs,
+    ):
         super().__init__(n_users, n_items, **kwargs)
         check_positive("max_length", max_length)
         check_positive("num_negatives", num_negatives)
+        check_choice("softmax", softmax, SOFTMAXES)
         self.max_length = int(max_length)
         self.num_negatives = int(num_negatives)
+        self.softmax = str(softmax)
+
+    @property
+    def full_softmax(self) -> bool:
+        if self.softmax == "auto":
+            return self.n_items <= FULL_SOFTMAX_MAX_ITEMS
+        return self.softmax == "full"
 
     def encode(self, history, user, training=False):
         raise NotImplementedError
@@ -198,6 +225,8 @@ class SequenceRecommender(Recommender):
 
     def call(self, inputs, training=False):
         state = self.encode(inputs["history"], inputs.get("user"), training=training)  # [B, (L,) d]
+        if self.full_softmax:
+            return self._catalogue_scores(state)  # [B, (L,) n_items]
         items = inputs["items"]  # [B, (L,) C]
         if self.dense_scoring_active:
             # a plain matmul: the equivalent einsum("...d,nd->...n") made cnn/lstm epochs 4-5x slower on CPU
@@ -214,18 +243,24 @@ class SequenceRecommender(Recommender):
         state = self.encode(context["history"], context.get("user"), training=False)
         if self.training_mode == "seq2seq":
             state = state[:, -1, :]
+        return self._catalogue_scores(state)
+
+    def _catalogue_scores(self, state):
+        """Scores of every item (column = item index; the padding token 0 is left out)."""
         scores = ops.matmul(state, ops.transpose(self.item_embedding.embeddings[1:]))
         bias = self.output_bias()
         if bias is not None:
-            scores = scores + ops.expand_dims(bias[1:], 0)
+            scores = scores + bias[1:]
         return scores
 
     def training_loss(self) -> keras.losses.Loss:
+        if self.full_softmax:
+            return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
         return keras.losses.CategoricalCrossentropy(from_logits=True)
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
-        config.update(max_length=self.max_length, num_negatives=self.num_negatives)
+        config.update(max_length=self.max_length, num_negatives=self.num_negatives, softmax=self.softmax)
         return config
 
 

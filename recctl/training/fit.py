@@ -282,6 +282,7 @@ def _training_data(
                 model.num_negatives,
                 seed,
                 clock,
+                full_softmax=model.full_softmax,
             )
         except ValueError as exc:
             raise RecctlError(str(exc)) from None
