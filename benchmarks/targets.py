@@ -36,7 +36,7 @@ PAIRS = [
     ("experiment=ml100k_ctr", "WideDeep (CTR)", 43.0, 0.7830, "auc"),
     ("model=mf", "BPR (recctl default config)", 27.5, 0.0673, "ndcg@10"),
 ]
-SEQUENCE = ["model=cnn", "model=lstm", "model=attention"]
+SEQUENCE = ["model=cnn", "model=lstm", "model=attention", "experiment=ml100k_attention"]
 SEQ_THRESHOLD, SEQ_RECBOLE_SECONDS = 0.0667, 988.0
 
 

@@ -107,7 +107,7 @@ PAIRS = {
             ["model.embedding_dim={e}"],
             {"embedding_size": "{e}"},
             "hidden 128 both; recctl: LSTM cells (`--recctl-set lstm:model.cell=gru` for GRU), window 10, "
-            "sampled softmax 128 negatives; RecBole: GRU, softmax over all items",
+            "softmax over all items (softmax=auto on this catalogue); RecBole: GRU, softmax over all items",
         ),
         Pair(
             "cnn",
@@ -115,8 +115,8 @@ PAIRS = {
             "sequential",
             ["model.embedding_dim={e}"],
             {"embedding_size": "{e}"},
-            "recctl: window L=5, 16 horizontal filters per height, 128 negatives; RecBole: nh 8, nv 4, "
-            "softmax over all items",
+            "recctl: window L=5, 16 horizontal filters per height, softmax over all items (softmax=auto); "
+            "RecBole: nh 8, nv 4, softmax over all items",
         ),
         Pair(
             "attention",
@@ -124,8 +124,9 @@ PAIRS = {
             "sequential",
             ["model.embedding_dim={e}"],
             {"hidden_size": "{e}"},
-            "2 blocks both; recctl: 1 head, ffn 64, window 10, 128 negatives; RecBole: 2 heads, ffn 256, "
-            "softmax over all items",
+            "2 blocks and a softmax over all items both (recctl: softmax=auto); recctl: the paper's pre-LN "
+            "blocks, 1 head, ffn 64, dropout 0.2, window 10 (`experiment=ml100k_attention`: RecBole's blocks "
+            "and sizes); RecBole: post-LN blocks, GELU, 2 heads, ffn 256, dropout 0.5",
         ),
         Pair(
             "wide_deep",
