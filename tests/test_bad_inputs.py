@@ -248,6 +248,22 @@ ROWS: list[Row] = [
         "Received: embedding_dim=0",
     ),
     Row(
+        "softmax-typo",
+        "config",
+        "unknown choice: a sequence model's softmax",
+        (
+            "train",
+            "model=cnn",
+            "model.softmax=fulll",
+            "dataset=csv",
+            "dataset.path=ratings.csv",
+            "dataset.row_order_is_time=true",
+        ),
+        2,
+        "model (recctl.models.cnn.Caser): softmax should be one of auto, sampled, full. "
+        "Received: softmax='fulll'",
+    ),
+    Row(
         "missing-required",
         "config",
         "missing required value",

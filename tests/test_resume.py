@@ -128,3 +128,26 @@ def test_each_epoch_of_the_pipeline_depends_only_on_seed_and_epoch():
     assert epoch(0) == first and epoch(1) == second  # and reproducible out of order
     assert epoch(0, seed=2) != first
     assert sorted(u for batch in first for u in batch[0]) == sorted(users.tolist())
+
+
+def test_a_sequence_run_saved_before_model_softmax_resumes_on_the_sampled_softmax():
+    from omegaconf import OmegaConf
+
+    from recctl.training.resume import upgrade_saved_config
+
+    old = OmegaConf.create(
+        {
+            "model": {
+                "_target_": "recctl.models.lstm.RecurrentRecommender",
+                "max_length": 10,
+                "num_negatives": 128,
+            }
+        }
+    )
+    assert upgrade_saved_config(old).model.softmax == "sampled"
+    new = OmegaConf.create({"model": {"max_length": 10, "num_negatives": 128, "softmax": "auto"}})
+    assert upgrade_saved_config(new).model.softmax == "auto"
+    mf = OmegaConf.create(
+        {"model": {"_target_": "recctl.models.mf.MatrixFactorization", "num_negatives": 64}}
+    )
+    assert "softmax" not in upgrade_saved_config(mf).model

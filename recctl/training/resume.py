@@ -79,12 +79,22 @@ def resumable_run(cfg, hydra_cfg) -> Resumed:
     saved = run_dir / "config.yaml"
     if not saved.is_file():
         raise RunNotFoundError(f"resume={spec}: the run has no config.yaml")
-    run_cfg = OmegaConf.load(saved)
+    run_cfg = upgrade_saved_config(OmegaConf.load(saved))
     run_cfg.resume = None
     run_cfg.init_from = None  # the checkpoint already holds the warm-started weights
     _drop_own_folder(Path(hydra_cfg.runtime.output_dir), run_dir)
     epoch = int(read_json(checkpoint / "state.json")["epoch"])
     return Resumed(run_dir.resolve(), run_cfg, manifest.get("model") or "model", checkpoint, epoch)
+
+
+def upgrade_saved_config(run_cfg):
+    """Spell out what an older run's config.yaml left to a default that has since changed, so the
+    run resumes as it began: sequence models saved before `model.softmax` existed trained on the
+    sampled softmax (the default is now auto)."""
+    model = run_cfg.get("model") or {}
+    if "max_length" in model and "num_negatives" in model and "softmax" not in model:
+        run_cfg.model.softmax = "sampled"
+    return run_cfg
 
 
 def _latest_resumable(output_dir: Path) -> Path:
