@@ -134,7 +134,7 @@ def bench_prepare(work: Path, sizes: list[int], runs: int) -> None:
 
 
 def bench_training(work: Path, n: int) -> None:
-    print(f"## training: one epoch of every family on synthetic {n / 1e6:g} M interactions (no validation)\n")
+    print(f"## training: every family on synthetic {n / 1e6:g} M interactions (no validation)\n")
     n_users = max(n // 100, 10)
     csv_path, _ = write(interactions(n_users, max(n_users // 2, 50), 100, seed=1), work, "train")
     print(

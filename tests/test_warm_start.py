@@ -105,3 +105,15 @@ def test_remap_moves_rows_by_id_and_keeps_special_rows():
     assert out.tolist() == [[2.0, 0.0, 0.0], [5.0, 0.0, 3.0]]
     with pytest.raises(ConfigError, match="one row per item id"):
         _remap(old, np.zeros((4, 1)), IdAxis("item", leading=1, trailing=1), positions, "t", "run")
+
+
+def test_a_sequence_run_saved_before_model_softmax_reads_as_sampled(tmp_path):
+    from omegaconf import OmegaConf
+
+    from recctl.training.warm_start import check_same_model
+
+    old = {"_target_": "recctl.models.lstm.RecurrentRecommender", "max_length": 10, "num_negatives": 128}
+    (tmp_path / "config.yaml").write_text(OmegaConf.to_yaml({"model": old}))
+    check_same_model(tmp_path, OmegaConf.create({**old, "softmax": "sampled"}))
+    with pytest.raises(ConfigError, match=r"model.softmax is 'auto' here but 'sampled' in that run"):
+        check_same_model(tmp_path, OmegaConf.create({**old, "softmax": "auto"}))

@@ -24,11 +24,12 @@ from recctl.artifacts import read_manifest
 from recctl.data.snapshot import Snapshot
 from recctl.errors import ConfigError
 from recctl.models.base import IdAxis
+from recctl.training.resume import upgrade_saved_config
 
 
 def check_same_model(run_dir: Path, model_cfg) -> None:
     """The run's model config (its config.yaml) must equal this one: weights only fit their model."""
-    saved = OmegaConf.load(Path(run_dir) / "config.yaml").get("model")
+    saved = upgrade_saved_config(OmegaConf.load(Path(run_dir) / "config.yaml")).get("model")
     ours = OmegaConf.to_container(model_cfg, resolve=True)
     theirs = OmegaConf.to_container(saved, resolve=True) if saved is not None else {}
     for key in sorted(set(ours) | set(theirs)):
