@@ -8,9 +8,9 @@ pre-LN residuals, a point-wise two-layer ReLU feed-forward), padded positions ze
 block, then a final LayerNorm. ``norm="post"`` gives the blocks of BERT and of RecBole's SASRec
 instead: ``x = LayerNorm(x + Dropout(Attention(x)))``, ``x = LayerNorm(x + Dropout(FFN(x)))``, the
 embeddings normalised before the first block, no dropout inside the feed-forward and no final
-LayerNorm; with GELU, 2 heads, a 256-wide
-feed-forward and dropout 0.5 (RecBole's sizes) it is experiment=ml100k_attention, which trained to a
-better model on ml-100k than the paper's blocks (BENCHMARKS.md section 13). The state at position t predicts item t+1; the score of item i is
+LayerNorm; with GELU, 2 heads, a 256-wide feed-forward and dropout 0.5 (RecBole's sizes) it is
+experiment=ml100k_attention, which trained to a better model on ml-100k than the paper's blocks
+(BENCHMARKS.md section 13). The state at position t predicts item t+1; the score of item i is
 ``state . E[i + 1]`` with E the input item embedding table (shared input/output embeddings, as in
 the paper). Trained seq2seq: the next item at every position of every window.
 
@@ -151,8 +151,9 @@ class SASRec(SequenceRecommender):
         keep = ops.cast(ops.expand_dims(valid, -1), self.compute_dtype)
         # positions counted from the most recent item: the last one always gets row max_length - 1
         positions = ops.arange(length, dtype="int32") + (self.max_length - length)
+        post = self.norm == "post"
         x = self.item_embedding(history) + ops.expand_dims(self.position_embedding(positions), 0)
-        if self.norm == "post":
+        if post:
             x = self.final_norm(x)
         x = self.input_dropout(x, training=training) * keep
         # query t attends to the non-padding keys s <= t, and always to itself (no empty row)
@@ -160,7 +161,6 @@ class SASRec(SequenceRecommender):
         causal = ops.expand_dims(ops.less_equal(index[None, :], index[:, None]), 0)  # [1, L, L]
         itself = ops.expand_dims(ops.equal(index[None, :], index[:, None]), 0)
         mask = ops.logical_or(ops.logical_and(causal, ops.expand_dims(valid, 1)), itself)
-        post = self.norm == "post"
         for b in range(self.num_blocks):
             h = x if post else self.attention_norms[b](x)
             h = self.attentions[b](h, h, attention_mask=mask, training=training)

@@ -152,8 +152,8 @@ def gather_rows(table, index):
 
 SOFTMAXES = ("auto", "sampled", "full")
 # softmax="auto" trains on the full softmax up to this many items. Measured (attention, 2-core CPU,
-# batch 1024 x 10 positions): full was 1.5x faster per epoch at 1,000 and 1,682 items, even at 5,000,
-# 1.3x slower at 20,000; its logits matrix grows with the catalogue, the sampled one does not.
+# batch 1024 x 10 positions): full was ~1.5x faster per epoch at 1,000 and 1,682 items, about level at
+# 5,000, 1.3x slower at 20,000; its logits matrix grows with the catalogue, the sampled one does not.
 FULL_SOFTMAX_MAX_ITEMS = 5000
 
 
