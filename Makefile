@@ -4,16 +4,22 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install train test test-all bench bench-targets bench-scale bench-robustness bench-reliability bench-peers lint format clean
+.PHONY: install constraints train test test-all bench bench-targets bench-scale bench-robustness bench-reliability bench-peers lint format clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e ".[dev,sweeps,mlflow,export]"
+	$(BIN)/python -m pip install -q -c constraints.txt setuptools wheel
+	$(BIN)/python -m pip install -q -c constraints.txt -e ".[dev,sweeps,mlflow,export]"
 	touch $(STAMP)
 
-## install: virtualenv in .venv with recctl (editable) and its pinned dependencies
+## install: virtualenv in .venv with recctl (editable) and the exact tested set (constraints.txt)
 install: $(STAMP)
+
+## constraints: re-pin constraints.txt to what .venv holds (after a deliberate upgrade)
+constraints: install
+	{ sed -n '1,2p' constraints.txt; $(BIN)/python -m pip freeze --all --exclude-editable | grep -v '^pip=='; } > constraints.txt.new
+	mv constraints.txt.new constraints.txt
 
 ## train: prepare the embedded synthetic dataset, train the default model, test it beside pop
 train: install

@@ -16,6 +16,8 @@ from pathlib import Path
 
 from common import train_result
 
+from recctl.runs import RunFolder
+
 REPO = Path(__file__).resolve().parent.parent
 DATASETS = Path(os.environ.get("RECCTL_DATASETS", REPO.parent / "shared" / "datasets"))
 FAMILIES = ["mf", "wide_deep", "neumf", "cnn", "lstm", "attention", "autoencoder", "ctr"]
@@ -36,7 +38,7 @@ def main() -> None:
             print(f"| {name} | {failure} ||||||")
             continue
         t, p = r["metrics"]["test"], r["baseline"]["pop"]["test"]
-        manifest = json.loads((Path(work) / r["run_dir"] / "manifest.json").read_text())
+        manifest = json.loads(RunFolder(Path(work) / r["run_dir"]).manifest.read_text())
         print(
             f"| {name} | {t.get('ndcg@10', float('nan')):.4f} | {t.get('hr@10', float('nan')):.4f} | "
             f"{t.get('auc', float('nan')):.4f} | {p.get('ndcg@10', float('nan')):.4f} | {r['seconds']['epochs']} | "

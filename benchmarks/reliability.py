@@ -39,8 +39,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from recctl.artifacts import completed_runs, verify_digests  # noqa: E402
+from recctl.artifacts import verify_digests  # noqa: E402
 from recctl.data.snapshot import Snapshot  # noqa: E402
+from recctl.runs import completed_runs  # noqa: E402
 from tests.test_resume import SHAPE as RESUME_SHAPE  # noqa: E402  (the CI test's run)
 
 TINY = [

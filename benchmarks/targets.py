@@ -22,6 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from recctl.runs import RunFolder
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import train_result  # noqa: E402
 
@@ -46,7 +48,7 @@ def span(values: list[float], fmt: str = "{:.1f}") -> str:
 
 
 def seconds_to_threshold(result: dict) -> float | None:
-    with open(Path(result["run_dir"]) / "history.csv", encoding="utf-8") as fh:
+    with open(RunFolder(Path(result["run_dir"])).history, encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
     for n, row in enumerate(rows, start=1):
         if float(row.get("val_ndcg@10") or 0) >= SEQ_THRESHOLD:

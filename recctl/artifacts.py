@@ -1,8 +1,9 @@
-"""Versioned artifacts on disk: atomic writes, manifests, run lookup and export versions.
+"""Versioned artifacts on disk: atomic writes, manifests, staging folders and export versions.
 
 A folder that exists under its final name is complete: everything is written under a temporary
 name first and renamed into place. A run folder is the exception (Hydra creates it up front), so
-its manifest's `status` says whether it completed; `run=latest` only ever picks completed runs.
+its manifest's `status` says whether it completed (recctl/runs.py owns run folders; `run=latest`
+only ever picks completed runs).
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 from recctl import __version__
-from recctl.errors import RunNotFoundError
 
 MANIFEST = "manifest.json"
 
@@ -97,47 +97,6 @@ def git_commit() -> str | None:
         return out.stdout.strip() or None if out.returncode == 0 else None
     except (OSError, subprocess.SubprocessError):
         return None
-
-
-def resolve_run(spec: str | None, output_dir: Path) -> Path:
-    """`run=PATH` or `run=latest` -> a completed run folder (clear error otherwise)."""
-    if spec in (None, "", "latest"):
-        runs = completed_runs(output_dir)
-        if not runs:
-            raise RunNotFoundError(
-                f"run=latest: no completed training run under {output_dir}/ (train one with `recctl train`)"
-            )
-        return runs[-1]
-    path = Path(spec)
-    if not path.is_dir():
-        raise RunNotFoundError(f"run={spec}: no such run folder")
-    manifest = read_manifest(path)
-    if not manifest:
-        raise RunNotFoundError(f"run={spec}: not a recctl run folder (no {MANIFEST})")
-    if manifest.get("status") != "completed":
-        raise RunNotFoundError(
-            f"run={spec}: that run did not complete (status: {manifest.get('status', 'unknown')}); "
-            "pick another run or train again"
-        )
-    if not (path / "model.keras").is_file():
-        raise RunNotFoundError(f"run={spec}: the run has no model.keras")
-    return path
-
-
-def completed_runs(output_dir: Path) -> list[Path]:
-    """Completed runs (single runs and sweep jobs), oldest first by completion time."""
-    found: list[tuple[str, Path]] = []
-    output_dir = Path(output_dir)
-    candidates = list(output_dir.glob(f"runs/*/{MANIFEST}")) + list(output_dir.glob(f"sweeps/*/*/{MANIFEST}"))
-    for manifest_path in candidates:
-        try:
-            manifest = read_json(manifest_path)
-        except (OSError, ValueError):
-            continue
-        if manifest.get("kind") == "run" and manifest.get("status") == "completed":
-            found.append((manifest.get("completed_at", ""), manifest_path.parent))
-    found.sort(key=lambda pair: pair[0])
-    return [p for _, p in found]
 
 
 STAGING_PREFIX = ".tmp-"

@@ -98,7 +98,7 @@ def _forwarder(name: str):
     return command
 
 
-for _name in ("prepare", "train", "evaluate", "export", "recommend", "report"):
+for _name in _SUMMARIES:
     app.command(name=_name, context_settings=_FORWARD, help=_help(_name))(_forwarder(_name))
 
 

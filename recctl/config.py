@@ -1,19 +1,25 @@
-"""Structured-config schemas: Hydra validates every composed config against these before any work.
+"""The checked config: structured-config schemas, and the checks each section gets before any work.
 
-Types are checked by OmegaConf at composition (``trainer.epochs=abc`` fails there); ranges and
-cross-field rules are checked by :func:`validate` before any data is read. Model, optimizer and
-logger sections are ``_target_`` configs whose arguments are checked by the constructors they name.
+Types are checked by OmegaConf at composition (``trainer.epochs=abc`` fails there), and again by
+:func:`merge_section` for a section a user's own config files supply; ranges and cross-field rules
+are checked by the ``checked_*`` / ``check_*`` functions (``validate_dataset`` for the dataset)
+before any data is read. ``recctl.plan`` assembles them into one plan per command. Model, optimizer
+and logger sections are ``_target_`` configs whose arguments are checked by the constructors they
+name (training/factory.py).
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING
+from omegaconf import MISSING, OmegaConf
 
+from recctl.data import sources
 from recctl.errors import ConfigError
+from recctl.training import strategies
 
 
 @dataclass
@@ -154,7 +160,7 @@ _cs.store(group="strategy", name="schema", node=StrategyConfig)
 _cs.store(group="export", name="schema", node=ExportConfig)
 
 
-SOURCES = ("synthetic", "movielens_100k", "table")
+SOURCES = sources.NAMES  # the dataset.source values: the registry's names
 SPLITS = ("loo", "temporal", "random")
 DUPLICATES = ("keep_first", "keep_last", "keep_all", "error")
 
@@ -165,8 +171,9 @@ def _check(ok: bool, message: str) -> None:
 
 
 def validate_dataset(d: Any) -> None:
-    """Range and cross-field checks for the dataset section (before any file is read)."""
-    _check(d.source in SOURCES, f"dataset.source must be one of {', '.join(SOURCES)}. Received: {d.source!r}")
+    """Range and cross-field checks for the dataset section (before any file is read); the source
+    checks its own settings last."""
+    source = sources.get(d.source)  # an unknown name fails first, listing the registry's names
     _check(d.split in SPLITS, f"dataset.split must be one of {', '.join(SPLITS)}. Received: {d.split!r}")
     _check(
         d.duplicates in DUPLICATES,
@@ -193,24 +200,222 @@ def validate_dataset(d: Any) -> None:
         d.min_item_interactions >= 0,
         f"dataset.min_item_interactions must be >= 0. Received: {d.min_item_interactions}",
     )
-    if d.source == "table":
-        _check(bool(d.path), "dataset.path is required for dataset=csv (the interactions file)")
-        _check(bool(d.columns.user), "dataset.columns.user is required (the user id column)")
-        _check(bool(d.columns.item), "dataset.columns.item is required (the item id column)")
-        _check(len(d.sep) >= 1, "dataset.sep must not be empty")
-    if d.source == "synthetic":
-        s = d.synthetic
-        _check(s.n_users >= 3, f"dataset.synthetic.n_users must be >= 3. Received: {s.n_users}")
-        _check(s.n_items >= 3, f"dataset.synthetic.n_items must be >= 3. Received: {s.n_items}")
-        _check(
-            s.mean_interactions >= 3,
-            f"dataset.synthetic.mean_interactions must be >= 3. Received: {s.mean_interactions}",
+    source.check(d)
+
+
+_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+
+
+def check_dataset_name(name: Any) -> None:
+    """`dataset.name` becomes the folder data/processed/<name>/: one plain path component only,
+    so a name such as `../../x` or `/etc` cannot place a snapshot outside the data folder."""
+    if not isinstance(name, str) or not _SAFE_NAME.fullmatch(name) or ".." in name:
+        raise ConfigError(
+            "dataset.name must be a plain folder name (letters, digits, '.', '_', '-'; no '/' or '..'). "
+            f"Received: {name!r}"
         )
-        _check(
-            0 <= s.sequence_prob <= 1,
-            f"dataset.synthetic.sequence_prob must be in [0, 1]. Received: {s.sequence_prob}",
+
+
+def checked_dataset(section: Any) -> DatasetConfig:
+    """The dataset section merged onto its schema and checked: typos, wrong types, ranges, the
+    source's own settings and the folder name all fail here, before any file is read."""
+    merged = merge_section(DatasetConfig, section, "dataset")
+    validate_dataset(merged)
+    check_dataset_name(merged.name)
+    return merged
+
+
+# ------------------------------------------------------------------------- the other sections
+# One merge onto a schema and one `_check` serve every section: a user's own `--config-dir` files
+# get the checks Hydra's composition gave the packaged ones, and a range or cross-field error is one
+# line before any data is read. recctl.plan calls these in the order each command needs them.
+
+
+def merge_section(schema: type, section: Any, name: str) -> Any:
+    """`section` (None: empty) merged onto `schema`: an unknown key or a wrong type is a ConfigError."""
+    try:
+        return OmegaConf.merge(OmegaConf.structured(schema), section if section is not None else {})
+    except Exception as exc:  # omegaconf.ValidationError / ConfigKeyError
+        raise ConfigError(f"{name}: {str(exc).splitlines()[0]}") from None
+
+
+def checked_paths(cfg: Any) -> Paths:
+    return merge_section(Paths, cfg.get("paths"), "paths")
+
+
+def _whole_number(value: Any, least: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= least
+
+
+def checked_seed(cfg: Any) -> int:
+    value = cfg.get("seed", 42)
+    _check(_whole_number(value, 0), f"seed must be a non-negative integer. Received: {value!r}")
+    return value
+
+
+def checked_trainer(cfg: Any) -> TrainerConfig:
+    t = merge_section(TrainerConfig, cfg.get("trainer"), "trainer")
+    _check(t.epochs >= 1, f"trainer.epochs must be >= 1. Received: {t.epochs}")
+    _check(t.batch_size >= 1, f"trainer.batch_size must be >= 1. Received: {t.batch_size}")
+    _check(t.patience >= 1, f"trainer.patience must be >= 1. Received: {t.patience}")
+    _check(t.min_updates >= 0, f"trainer.min_updates must be >= 0. Received: {t.min_updates}")
+    spe = t.steps_per_execution
+    _check(
+        spe == "auto" or _whole_number(spe, 1),
+        f"trainer.steps_per_execution must be a positive integer or auto. Received: {spe!r}",
+    )
+    _check(t.validate_every >= 1, f"trainer.validate_every must be >= 1. Received: {t.validate_every}")
+    _check(
+        t.jit_compile in (True, False, "auto"),
+        f"trainer.jit_compile must be true, false or auto. Received: {t.jit_compile!r}",
+    )
+    _check(
+        t.verbose in ("auto", "progress", "lines", "quiet"),
+        f"trainer.verbose must be auto, progress, lines or quiet. Received: {t.verbose!r}",
+    )
+    name, _, k = str(t.monitor).partition("@")
+    _check(
+        name in ("ndcg", "hr", "recall", "mrr", "precision", "map") and k.isdigit() and int(k) > 0,
+        f"trainer.monitor must look like ndcg@10 (a ranking metric at a cut-off). Received: {t.monitor!r}",
+    )
+    _check(t.lr_schedule is None, "trainer.lr_schedule is not supported yet: leave it null")
+    return t
+
+
+def checked_evaluation(cfg: Any) -> EvaluationConfig:
+    from recctl.evaluation.metrics import NAMES
+
+    e = merge_section(EvaluationConfig, cfg.get("evaluation"), "evaluation")
+    _check(
+        len(e.ks) > 0 and all(k >= 1 for k in e.ks),
+        f"evaluation.ks must be positive cut-offs. Received: {list(e.ks)}",
+    )
+    unknown = [m for m in e.metrics if m not in NAMES]
+    _check(not unknown, f"evaluation.metrics: unknown {unknown}; known: {', '.join(NAMES)}")
+    _check(e.batch_size >= 1, f"evaluation.batch_size must be >= 1. Received: {e.batch_size}")
+    _check(
+        e.logloss_negatives is None or e.logloss_negatives >= 1,
+        f"evaluation.logloss_negatives must be >= 1 (or null). Received: {e.logloss_negatives}",
+    )
+    return e
+
+
+STRATEGIES = strategies.NAMES  # the strategy.name values: the registry's names
+
+
+def checked_strategy(cfg: Any) -> StrategyConfig:
+    s = merge_section(StrategyConfig, cfg.get("strategy"), "strategy")
+    _check(
+        s.name != "parameter_server",
+        "strategy=parameter_server is not available: Keras 3 fit does not support ParameterServerStrategy "
+        "(keras-team/keras#18624); use mirrored or multi_worker (docs/distributed.md)",
+    )
+    _check(
+        s.name in STRATEGIES, f"strategy.name must be one of {', '.join(STRATEGIES)}. Received: {s.name!r}"
+    )
+    _check(
+        s.mixed_precision in (None, "mixed_float16", "mixed_bfloat16"),
+        f"strategy.mixed_precision must be null, mixed_float16 or mixed_bfloat16. Received: {s.mixed_precision!r}",
+    )
+    _check(s.logical_cpus >= 0, f"strategy.logical_cpus must be >= 0. Received: {s.logical_cpus}")
+    _check(
+        s.cluster_resolver in ("tf_config", "slurm"),
+        f"strategy.cluster_resolver must be tf_config or slurm. Received: {s.cluster_resolver!r}",
+    )
+    _check(
+        s.communication in ("auto", "ring", "nccl"),
+        f"strategy.communication must be auto, ring or nccl. Received: {s.communication!r}",
+    )
+    _check(s.timeout_seconds > 0, f"strategy.timeout_seconds must be > 0. Received: {s.timeout_seconds}")
+    return s
+
+
+def check_placement(trainer: TrainerConfig, strategy: StrategyConfig) -> None:
+    """Refuse trainer settings the strategy cannot run, before any data is read."""
+    spe = trainer.steps_per_execution
+    replicated = strategies.get(strategy.name).replicated
+    if replicated and spe != "auto" and spe > 1:
+        raise ConfigError(
+            f"strategy={strategy.name} cannot run trainer.steps_per_execution={spe} with Keras 3.15 "
+            "(keras-team/keras#19246): use trainer.steps_per_execution=1 or auto"
         )
-        _check(
-            s.n_categories >= 1, f"dataset.synthetic.n_categories must be >= 1. Received: {s.n_categories}"
+    if replicated and trainer.jit_compile is True:
+        raise ConfigError(
+            f"strategy={strategy.name} cannot run trainer.jit_compile=true: XLA cannot compile a step that "
+            "reads variables placed on other replicas' devices; use trainer.jit_compile=auto or false"
         )
-        _check(s.latent_dim >= 1, f"dataset.synthetic.latent_dim must be >= 1. Received: {s.latent_dim}")
+
+
+def checked_gate(cfg: Any) -> GateConfig:
+    g = merge_section(GateConfig, cfg.get("gate") or None, "gate")
+    _check(g.split in ("valid", "test"), f"gate.split must be valid or test. Received: {g.split!r}")
+    _check(
+        g.metric is not None or (g.min is None and g.min_lift is None),
+        "gate.min / gate.min_lift need gate.metric (e.g. gate.metric=ndcg@10)",
+    )
+    _check(
+        g.metric is None or g.min is not None or g.min_lift is not None,
+        f"gate.metric={g.metric} needs gate.min and/or gate.min_lift",
+    )
+    _check(g.min_lift is None or g.min_lift > 0, f"gate.min_lift must be positive. Received: {g.min_lift}")
+    return g
+
+
+def _either(names: tuple[str, ...]) -> str:
+    """('a', 'b', 'c') -> 'a, b or c'."""
+    return f"{', '.join(names[:-1])} or {names[-1]}" if len(names) > 1 else "".join(names)
+
+
+def checked_export(cfg: Any) -> ExportConfig:
+    from recctl.export.registry import FORMAT_NAMES, QUANTIZE, QUANTIZING_FORMATS
+
+    e = merge_section(ExportConfig, cfg.get("export"), "export")
+    _check(
+        e.format in FORMAT_NAMES,
+        f"export.format must be {_either(FORMAT_NAMES)}. Received: {e.format!r}",
+    )
+    _check(
+        e.quantize in QUANTIZE,
+        f"export.quantize must be {_either(QUANTIZE)}. Received: {e.quantize!r}",
+    )
+    _check(
+        e.quantize == "none" or e.format in QUANTIZING_FORMATS,
+        f"export.quantize={e.quantize} applies to export.format={_either(QUANTIZING_FORMATS)} only. "
+        f"Received format: {e.format}",
+    )
+    _check(e.k >= 1, f"export.k must be >= 1. Received: {e.k}")
+    if e.name is not None:
+        _check(
+            e.name.replace("-", "").replace("_", "").replace(".", "").isalnum()
+            and not e.name.startswith("."),
+            f"export.name must be letters, digits, '-', '_' or '.'. Received: {e.name!r}",
+        )
+    return e
+
+
+def checked_k(cfg: Any) -> int:
+    """recommend's `k`: how many items per user."""
+    k = cfg.get("k", 10)
+    _check(_whole_number(k, 1), f"k must be a positive integer. Received: {k!r}")
+    return k
+
+
+def check_sequence_order(model_cls: type, d: Any) -> None:
+    """A model that learns from the order of each user's interactions, on a table without
+    timestamps: that order is only the file's row order, so the user must say it means time."""
+    if model_cls.learns_from_order and not sources.get(d.source).in_time_order(d):
+        raise ConfigError(
+            f"{model_cls.__name__} is a sequence model, but dataset {d.name} has no timestamp column "
+            "(dataset.columns.timestamp=null): map one, or set dataset.row_order_is_time=true if the "
+            "file's rows are in time order"
+        )
+
+
+CTR_NEEDS_LABELS = (
+    "model.task=ctr needs labelled rows: set dataset.label_threshold (e.g. 4; lower ratings become "
+    "negatives) and usually dataset.split=random, or use experiment=ml100k_ctr"
+)
+
+
+def check_ctr_labels(model_cfg: Any, d: Any) -> None:
+    _check(model_cfg.get("task") != "ctr" or d.label_threshold is not None, CTR_NEEDS_LABELS)

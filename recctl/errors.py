@@ -5,6 +5,10 @@ Exit codes are part of the public interface (docs/interface.md): scripts and CI 
 
 from __future__ import annotations
 
+import errno
+from pathlib import Path
+from typing import Any
+
 EXIT_OK = 0
 EXIT_RUNTIME = 1
 EXIT_USAGE = 2
@@ -41,3 +45,34 @@ class GateFailed(RecctlError):
     """A quality gate (gate.metric with gate.min / gate.min_lift) was not met."""
 
     exit_code = EXIT_GATE
+
+
+_DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+_NOT_WRITABLE = (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR, errno.EEXIST, errno.EISDIR)
+
+
+def output_error(exc: OSError, target: str, setting: str, value: Any) -> RecctlError | None:
+    """An OSError met while writing `target` under a configured folder, as a one-line error (None:
+    another kind of failure, left as it is).
+
+    A full disk (or quota) is a runtime failure (exit 1). A folder that cannot be created or written
+    (read-only, no permission, a file in the way) is a config error naming the setting (exit 2).
+    """
+    if exc.errno in _DISK_FULL:
+        return RecctlError(
+            f"no space left on device while writing {target}; nothing was kept (free some space, or set {setting} "
+            "to a folder on another disk)"
+        )
+    if exc.errno in _NOT_WRITABLE:
+        blocker = _file_in_the_way(Path(exc.filename)) if exc.filename else None
+        reason = f"{blocker} is a file, not a folder" if blocker else (exc.strerror or str(exc))
+        return ConfigError(f"{setting}={value}: cannot write {target} ({reason})")
+    return None
+
+
+def _file_in_the_way(path: Path) -> Path | None:
+    """The nearest existing ancestor of `path` (itself included) when it is not a folder."""
+    for candidate in (path, *path.parents):
+        if candidate.exists():
+            return None if candidate.is_dir() else candidate
+    return None

@@ -8,6 +8,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from recctl.errors import EXIT_GATE, EXIT_INTERRUPTED, EXIT_OK
+
+_STATUS_BY_CODE = {EXIT_OK: "ok", EXIT_GATE: "gate_failed", EXIT_INTERRUPTED: "interrupted"}
+
+
+def status_of(exit_code: int) -> str:
+    """The `status` of a result that ends with `exit_code`."""
+    return _STATUS_BY_CODE.get(exit_code, "failed")
+
 
 def new_result(command: str) -> dict[str, Any]:
     return {

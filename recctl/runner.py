@@ -4,6 +4,10 @@ Hydra composes the config (overrides, -m, --cfg, --config-dir ... all work) and 
 per job. `_task` never lets an exception escape: it reports a one-line error, records the job's
 outcome and, in a multirun, lets the other jobs go on. Exceptions that do escape `hydra.main` are
 Hydra's own composition errors (bad option, unknown key, wrong type): usage errors, exit code 2.
+
+What differs by command lives in the command module (recctl/commands/<name>.py): besides `run(cfg,
+result)`, it may define the hooks `interrupted_message(result)`, `error_log_folder(result, job_dir)`
+and `record_failure(result, job_dir, multirun)` (train does); the defaults are below.
 """
 
 from __future__ import annotations
@@ -19,9 +23,15 @@ from pathlib import Path
 from typing import Any
 
 from recctl import console
-from recctl.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_RUNTIME, EXIT_SWEEP_FAILED, EXIT_USAGE, RecctlError
-
-_STATUS_BY_CODE = {EXIT_OK: "ok", 3: "gate_failed", EXIT_INTERRUPTED: "interrupted"}
+from recctl.errors import (
+    EXIT_GATE,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_RUNTIME,
+    EXIT_SWEEP_FAILED,
+    EXIT_USAGE,
+    RecctlError,
+)
 
 
 class _Outcomes:
@@ -81,13 +91,13 @@ def run_command(name: str, args: list[str], json_output: bool = False) -> int:
         if saved_term is not None:
             signal.signal(signal.SIGTERM, saved_term)
 
-    from recctl.sweep import last_sweep_dir
+    from recctl.sweep import job_outcomes, last_sweep_dir
 
     sweep_dir = last_sweep_dir()
     if sweep_dir is not None and not outcomes.jobs:
         # The launcher ran the jobs in other processes (joblib, submitit ...): read their folders.
         outcomes.multirun = True
-        outcomes.jobs = _outcomes_from_folders(name, sweep_dir)
+        outcomes.jobs = job_outcomes(name, sweep_dir)
     if not outcomes.jobs:
         return EXIT_OK  # --cfg job, --info, hydra --help: nothing ran
     if outcomes.multirun:
@@ -97,7 +107,7 @@ def run_command(name: str, args: list[str], json_output: bool = False) -> int:
 
 def _output_folder_error(exc: BaseException, args: list[str]) -> RecctlError | None:
     """An OSError under Hydra's folder creation (read-only, a file in the way, a full disk)."""
-    from recctl.settings import output_error
+    from recctl.errors import output_error
 
     seen = exc
     while seen is not None and not isinstance(seen, OSError):
@@ -125,7 +135,7 @@ def _task(name: str, cfg, outcomes: _Outcomes) -> Any:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
-    from recctl.results import new_result
+    from recctl.results import new_result, status_of
 
     hydra_cfg = HydraConfig.get()
     outcomes.multirun = hydra_cfg.mode == RunMode.MULTIRUN
@@ -147,23 +157,17 @@ def _task(name: str, cfg, outcomes: _Outcomes) -> Any:
     except KeyboardInterrupt:
         code = EXIT_INTERRUPTED
         result["error"] = "interrupted"
-        run_dir = result.get("run_dir") if name == "train" and not result.get("role") else None
-        console.error(
-            f"interrupted: the last epoch's checkpoint is kept; continue with `recctl train resume={run_dir}`"
-            if run_dir
-            else "interrupted"
-        )
+        console.error(_hook(name, "interrupted_message")(result))
     except Exception as exc:  # a bug or an environment failure: one line, details in a log file
         code = EXIT_RUNTIME
         message = f"{type(exc).__name__}: {exc}".strip().splitlines()[0]
         result["error"] = message
-        log_dir = result.get("run_dir") or (job_dir if name == "train" and not result.get("role") else None)
-        where = _write_error_log(log_dir)
+        where = _write_error_log(_hook(name, "error_log_folder")(result, job_dir))
         console.error(message + (f" (traceback in {where})" if where else ""))
-    result["status"] = _STATUS_BY_CODE.get(code, "failed")
+    result["status"] = status_of(code)
     result["seconds"]["total"] = round(time.perf_counter() - start, 3)
-    if name == "train" and code not in (EXIT_OK, 3) and not result.get("role"):
-        _record_failed_run(result, job_dir, outcomes.multirun)
+    if code not in (EXIT_OK, EXIT_GATE):
+        _hook(name, "record_failure")(result, job_dir, outcomes.multirun)
     outcomes.jobs.append((code, result))
     if console.json_mode() and not outcomes.multirun:
         console.emit_json(result)
@@ -174,46 +178,6 @@ def _sweep_value(result: dict) -> float | None:
     """What a sweeper optimises: the validation value of the monitored metric (None when failed)."""
     valid = (result.get("metrics") or {}).get("valid") or {}
     return valid.get(result.get("_monitor") or "ndcg@10") if result["status"] == "ok" else None
-
-
-def _outcomes_from_folders(name: str, sweep_dir: Path) -> list[tuple[int, dict[str, Any]]]:
-    """Each job's result rebuilt from what it wrote (manifest.json, metrics.json)."""
-    from recctl.artifacts import read_json
-    from recctl.results import new_result
-    from recctl.sweep import job_dirs
-
-    jobs = []
-    for job in job_dirs(sweep_dir) if sweep_dir.is_dir() else []:
-        result = new_result(name)
-        result["run_dir"] = str(job)
-        try:
-            manifest = read_json(job / "manifest.json")
-        except (OSError, ValueError):
-            manifest = {"status": "failed", "error": "the job wrote no manifest (it died before starting?)"}
-        try:
-            metrics = read_json(job / "metrics.json")
-        except (OSError, ValueError):
-            metrics = {}
-        result.update(
-            model=manifest.get("model"),
-            dataset=metrics.get("dataset"),
-            protocol=metrics.get("protocol"),
-            error=manifest.get("error"),
-        )
-        if metrics.get("metrics"):
-            result["metrics"] = metrics["metrics"]
-            result["baseline"] = metrics.get("baseline") or result["baseline"]
-            result["seconds"].update(metrics.get("seconds") or {})
-        gate = manifest.get("gate") or {}
-        if manifest.get("status") == "completed" and gate.get("passed") is False:
-            code, result["error"] = 3, gate.get("verdict")
-        elif manifest.get("status") == "completed":
-            code = EXIT_OK
-        else:
-            code = EXIT_INTERRUPTED if manifest.get("status") == "interrupted" else EXIT_RUNTIME
-        result["status"] = _STATUS_BY_CODE.get(code, "failed")
-        jobs.append((code, result))
-    return jobs
 
 
 def _finish_sweep(name: str, outcomes: _Outcomes, sweep_dir: Path | None, failed_anyway: bool = False) -> int:
@@ -235,29 +199,42 @@ def _finish_sweep(name: str, outcomes: _Outcomes, sweep_dir: Path | None, failed
     return EXIT_SWEEP_FAILED if failed_anyway else EXIT_OK
 
 
-def _record_failed_run(result: dict, job_dir: Path, multirun: bool) -> None:
-    """A run that failed says so in its manifest; a single run rejected before it started (bad
-    config or data) leaves no folder behind, while a sweep job keeps one so the sweep lists it."""
+def _interrupted_message(result: dict) -> str:
+    return "interrupted"
 
-    from recctl.artifacts import discard_job_folder, update_manifest
 
-    status = "interrupted" if result.get("status") == "interrupted" else "failed"
+def _error_log_folder(result: dict, job_dir: Path) -> Path | None:
+    """A command that read a run (evaluate ...) leaves the traceback in that run's folder."""
+    return Path(result["run_dir"]) if result.get("run_dir") else None
+
+
+def _record_failure(result: dict, job_dir: Path, multirun: bool) -> None:
+    """Nothing to record: only a training run has a folder whose manifest says how it ended."""
+
+
+_DEFAULT_HOOKS = {
+    "interrupted_message": _interrupted_message,
+    "error_log_folder": _error_log_folder,
+    "record_failure": _record_failure,
+}
+
+
+def _hook(name: str, hook: str):
+    """The command module's own `hook`, or the default (also when the module cannot be imported)."""
     try:
-        if result.get("run_dir"):
-            update_manifest(Path(result["run_dir"]), status=status, error=result.get("error"))
-        elif multirun:
-            update_manifest(job_dir, kind="run", status=status, error=result.get("error"))
-        else:
-            discard_job_folder(job_dir)
-    except OSError:
-        pass
+        command = import_module(f"recctl.commands.{name}")
+    except Exception:
+        return _DEFAULT_HOOKS[hook]
+    return getattr(command, hook, None) or _DEFAULT_HOOKS[hook]
 
 
 def _write_error_log(folder) -> str | None:
     if folder is None:
         return None
+    from recctl.runs import RunFolder
+
     try:
-        path = Path(folder) / "error.log"
+        path = RunFolder(Path(folder)).error_log
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(traceback.format_exc())
         return str(path)

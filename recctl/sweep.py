@@ -3,7 +3,8 @@
 Everything is read from what each job wrote to its own folder (manifest, metrics, Hydra overrides),
 never from memory, so it works with any launcher (jobs in other processes or machines), for a
 sweep still running, and for one with failed jobs. `SweepSummary` writes it at the end of every
-multirun; `recctl report sweep=PATH|latest` rewrites it on demand.
+multirun; `recctl report sweep=PATH|latest` rewrites it on demand. This module is the one reader of
+job folders: the runner's sweep outcome (`job_outcomes`) comes from here too.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from hydra.experimental.callback import Callback
 
 from recctl import console
 from recctl.artifacts import atomic_write_text, read_json
+from recctl.errors import EXIT_GATE, EXIT_INTERRUPTED, EXIT_OK, EXIT_RUNTIME, RunNotFoundError
+from recctl.runs import RunFolder
 
 _METRICS = ("ndcg@10", "hr@10", "recall@10", "mrr@10", "auc")
 _LAST_SWEEP: dict[str, Path] = {}
@@ -47,16 +50,36 @@ def job_dirs(sweep_dir: Path) -> list[Path]:
     )
 
 
+def resolve_sweep(spec, output_dir: Path) -> Path:
+    """`sweep=PATH` or `sweep=latest` -> a sweep folder holding job folders (clear error otherwise)."""
+    if spec in (None, "", "latest"):
+        root = output_dir / "sweeps"
+        sweeps = (
+            sorted((p for p in root.iterdir() if p.is_dir()), key=lambda p: p.name) if root.is_dir() else []
+        )
+        sweeps = [p for p in sweeps if job_dirs(p)]
+        if not sweeps:
+            raise RunNotFoundError(f"sweep=latest: no sweep folder with jobs under {root}")
+        return sweeps[-1]
+    path = Path(str(spec))
+    if not path.is_dir():
+        raise RunNotFoundError(f"sweep={spec}: no such folder")
+    if not job_dirs(path):
+        raise RunNotFoundError(f"sweep={spec}: not a sweep folder (no numbered job folders in it)")
+    return path
+
+
 def job_rows(sweep_dir: Path) -> list[dict]:
     """One row per job folder: its overrides, status, metrics, epochs, time and parameter count."""
     rows = []
     for job in job_dirs(sweep_dir):
-        manifest = _read(job / "manifest.json")
-        metrics = _read(job / "metrics.json")
-        status = manifest.get("status") or ("running" if (job / ".hydra").is_dir() else "unknown")
+        folder = RunFolder(job)
+        manifest = _read(folder.manifest) or {}
+        metrics = _read(folder.metrics) or {}
+        status = manifest.get("status") or ("running" if folder.hydra.is_dir() else "unknown")
         row = {
             "job": int(job.name),
-            "overrides": " ".join(_overrides(job / ".hydra" / "overrides.yaml")),
+            "overrides": " ".join(_overrides(folder.hydra / "overrides.yaml")),
             "status": status,
             "model": manifest.get("model"),
             "epochs": manifest.get("epochs"),
@@ -74,6 +97,42 @@ def job_rows(sweep_dir: Path) -> list[dict]:
         row["error"] = manifest.get("error")
         rows.append(row)
     return rows
+
+
+def job_outcomes(command: str, sweep_dir: Path) -> list[tuple[int, dict]]:
+    """Each job's exit code and `--json` result, rebuilt from what it wrote (manifest, metrics): the
+    outcome of a sweep whose launcher ran the jobs in other processes."""
+    from recctl.results import new_result, status_of
+
+    jobs = []
+    for job in job_dirs(sweep_dir) if sweep_dir.is_dir() else []:
+        folder = RunFolder(job)
+        result = new_result(command)
+        result["run_dir"] = str(job)
+        manifest = _read(folder.manifest)
+        if manifest is None:
+            manifest = {"status": "failed", "error": "the job wrote no manifest (it died before starting?)"}
+        metrics = _read(folder.metrics) or {}
+        result.update(
+            model=manifest.get("model"),
+            dataset=metrics.get("dataset"),
+            protocol=metrics.get("protocol"),
+            error=manifest.get("error"),
+        )
+        if metrics.get("metrics"):
+            result["metrics"] = metrics["metrics"]
+            result["baseline"] = metrics.get("baseline") or result["baseline"]
+            result["seconds"].update(metrics.get("seconds") or {})
+        gate = manifest.get("gate") or {}
+        if manifest.get("status") == "completed" and gate.get("passed") is False:
+            code, result["error"] = EXIT_GATE, gate.get("verdict")
+        elif manifest.get("status") == "completed":
+            code = EXIT_OK
+        else:
+            code = EXIT_INTERRUPTED if manifest.get("status") == "interrupted" else EXIT_RUNTIME
+        result["status"] = status_of(code)
+        jobs.append((code, result))
+    return jobs
 
 
 def objective(sweep_dir: Path, rows: list[dict]) -> str:
@@ -244,11 +303,12 @@ def _cell(value) -> str:
     return str(value).replace("|", "\\|")
 
 
-def _read(path: Path) -> dict:
+def _read(path: Path) -> dict | None:
+    """A job's JSON file, None when it is missing or unreadable."""
     try:
         return read_json(path)
     except (OSError, ValueError):
-        return {}
+        return None
 
 
 def _overrides(path: Path) -> list[str]:

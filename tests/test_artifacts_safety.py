@@ -145,7 +145,7 @@ def _scan_for_pickle(root: Path) -> tuple[int, list[str]]:
 
 
 def _run_dir(work: Path) -> Path:
-    from recctl.artifacts import completed_runs
+    from recctl.runs import completed_runs
 
     runs = completed_runs(work / "outputs")
     assert runs, f"no completed run under {work}/outputs"
@@ -388,9 +388,8 @@ def test_no_pickle_anywhere_and_keras_files_load_in_safe_mode(trained_workdir: P
 def test_dataset_and_export_names_cannot_escape_their_folders(tmp_path: Path):
     from omegaconf import OmegaConf
 
-    from recctl import settings
     from recctl.commands.export import _export_parent
-    from recctl.data.prepare import check_dataset_name
+    from recctl.config import check_dataset_name, checked_export
     from recctl.errors import ConfigError
 
     work = tmp_path / "a" / "b"
@@ -410,10 +409,10 @@ def test_dataset_and_export_names_cannot_escape_their_folders(tmp_path: Path):
     for good in ("synthetic", "ml_100k", "shop-2024.v2"):
         check_dataset_name(good)
 
-    # export.name: refused by the settings check, and again where the export folder is made
+    # export.name: refused by the config check, and again where the export folder is made
     for bad in ("../escaped", "/tmp/x", "..", ".hidden"):
         with pytest.raises(ConfigError) as info:
-            settings.export(OmegaConf.create({"export": {"name": bad}}))
+            checked_export(OmegaConf.create({"export": {"name": bad}}))
         assert info.value.exit_code == 2 and "export.name" in str(info.value)
     for bad in ("../escaped", "..", "a/../../b", str(tmp_path)):
         with pytest.raises(ConfigError):

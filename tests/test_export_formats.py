@@ -80,17 +80,17 @@ def _reference(model, snapshot, context, exclude) -> np.ndarray:
     """The trained model's scores over all items for the same clients, exclusions at -inf (numpy)."""
     import tensorflow as tf
 
-    from recctl.export.portable import _multi_hot  # the only shared piece: building the multi-hot
+    from recctl.export.portable import multi_hot  # the only shared piece: building the multi-hot
 
     if model.input_kind == "id":
         scores = model.score_all(tf.constant(context))
-        masked = _multi_hot(tf.constant(exclude), snapshot.n_items).numpy()
+        masked = multi_hot(tf.constant(exclude), snapshot.n_items).numpy()
     elif model.input_kind == "sequence":
         tokens = np.where(context >= 0, context + 1, 0).astype(np.int32)
         scores = model.score_all({"history": tf.constant(tokens), "user": tf.fill([len(context)], -1)})
-        masked = _multi_hot(tf.constant(context), snapshot.n_items).numpy()
+        masked = multi_hot(tf.constant(context), snapshot.n_items).numpy()
     else:
-        vector = _multi_hot(tf.constant(context), snapshot.n_items)
+        vector = multi_hot(tf.constant(context), snapshot.n_items)
         scores = model.score_all({"vector": vector})
         masked = vector.numpy()
     scores = np.asarray(scores, np.float64)
@@ -125,8 +125,8 @@ def test_every_family_in_every_format(tmp_path):
 
 def _prove_formats(runs: dict[str, Path], tmp_path: Path) -> None:
     """Export every run in every portable format and check each in a fresh process."""
-    from recctl.export import formats
     from recctl.export.portable import sample_inputs
+    from recctl.export.registry import FORMATS, ExportJob
     from recctl.runs import load_run
 
     spec, expected = {}, {}
@@ -140,18 +140,14 @@ def _prove_formats(runs: dict[str, Path], tmp_path: Path) -> None:
         for fmt in ("keras", "onnx", "litert", "litert_dynamic"):
             folder = tmp_path / f"{kind}-{fmt}"
             folder.mkdir()
-            if fmt == "keras":
-                info = formats.write_keras(run_dir, model, snapshot, folder)
-            elif fmt == "onnx":
-                info = formats.write_onnx(model, snapshot, folder, K)
-            else:
-                quantize = "dynamic" if fmt == "litert_dynamic" else "none"
-                info = formats.write_litert(model, snapshot, folder, K, quantize)
-                if quantize == "dynamic":
-                    assert info["size_bytes"] <= info["float32_size_bytes"]
-                    if model.trainable_weights:  # pop holds counts only: nothing to quantise
-                        assert info["size_bytes"] < info["float32_size_bytes"]
-                    assert info["checked"]["top_k_overlap"] >= 0.9, info  # the issue's floor
+            quantize = "dynamic" if fmt == "litert_dynamic" else "none"
+            job = ExportJob(model, snapshot, run_dir, folder, K, quantize)
+            info = FORMATS[fmt.split("_")[0]].load().write(job)
+            if quantize == "dynamic":
+                assert info["size_bytes"] <= info["float32_size_bytes"]
+                if model.trainable_weights:  # pop holds counts only: nothing to quantise
+                    assert info["size_bytes"] < info["float32_size_bytes"]
+                assert info["checked"]["top_k_overlap"] >= 0.9, info  # the issue's floor
             assert (folder / "item_ids.txt").read_text().split("\n")[: snapshot.n_items] == list(
                 snapshot.item_ids
             )

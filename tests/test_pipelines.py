@@ -11,7 +11,7 @@ from recctl.tfenv import import_tensorflow
 tf = import_tensorflow()
 
 from recctl.data.pipelines import (  # noqa: E402
-    scoring_context,
+    TRAINING_DATA,
     sequence_training_dataset,
     user_vector_training_dataset,
 )
@@ -68,20 +68,35 @@ def test_user_vectors_are_multi_hot_rows():
     assert rows == {(1, 3, 4, 5), (2, 6)} and (features["vector"] == target).all()
 
 
-class _Seq:
-    input_kind, max_length = "sequence", 3
-
-
-class _Vec:
-    input_kind = "user_vector"
-
-
-def test_scoring_context_keeps_the_most_recent_items():
+def test_latest_history_keeps_the_most_recent_items_left_padded():
     history = FakeSnapshot().csr()
-    ctx = scoring_context(_Seq(), history, np.array([1, 0]), 7)
-    assert ctx["history"].tolist() == [[0, 3, 7], [2, 5, 6]] and ctx["user"].tolist() == [1, 0]
-    vec = scoring_context(_Vec(), history, np.array([0]), 7)["vector"]
-    assert np.flatnonzero(vec[0]).tolist() == [1, 3, 4, 5]
+    assert history.latest(np.array([1, 0]), 3).tolist() == [[-1, 2, 6], [1, 4, 5]]
+    assert history.latest(np.array([0, 1]), None).tolist() == [[3, 1, 4, 5], [-1, -1, 2, 6]]
+    assert history.latest(np.array([1]), 0).shape == (1, 0)
+
+
+def test_each_input_kind_builds_its_scoring_context_from_a_history():
+    """One function per kind, in keras.ops, used by evaluation and every export."""
+    from recctl.models.autoencoder import MultVAE
+    from recctl.models.lstm import RecurrentRecommender
+    from recctl.models.mf import MatrixFactorization
+
+    history = FakeSnapshot().csr().latest(np.array([1, 0]), None)
+    users = np.array([1, 0], np.int32)
+    sequence = RecurrentRecommender(n_users=2, n_items=7, max_length=3, embedding_dim=4, hidden_units=4)
+    ctx = sequence.context_from_history(tf.constant(history), tf.constant(users))
+    assert ctx["history"].numpy().tolist() == [[0, 3, 7], [2, 5, 6]] and ctx["user"].numpy().tolist() == [
+        1,
+        0,
+    ]
+    short = sequence.context_from_history(tf.constant([[4]], tf.int32), tf.constant([-1], tf.int32))
+    assert short["history"].numpy().tolist() == [[0, 0, 5]]
+    vector = MultVAE(n_users=2, n_items=7, hidden_units=[4], latent_dim=2)
+    vec = vector.context_from_history(tf.constant(history), tf.constant(users))["vector"].numpy()
+    assert [np.flatnonzero(v).tolist() for v in vec] == [[2, 6], [1, 3, 4, 5]] and vec.max() == 1.0
+    ids = MatrixFactorization(n_users=2, n_items=7, embedding_dim=4)
+    assert ids.context_from_history(tf.constant(history), tf.constant(users)).numpy().tolist() == [1, 0]
+    assert set(TRAINING_DATA) == {"id", "sequence", "user_vector"}
 
 
 def test_sequence_pipeline_needs_histories():

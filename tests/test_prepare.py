@@ -8,9 +8,11 @@ import pytest
 from omegaconf import OmegaConf
 
 from recctl.config import DatasetConfig
-from recctl.data.prepare import build_tables, dataset_settings, ensure_snapshot, split_assignments
+from recctl.config import checked_dataset as dataset_settings
+from recctl.data.prepare import ensure_snapshot
 from recctl.data.raw import RawData
 from recctl.data.snapshot import Snapshot
+from recctl.data.transform import build_tables, split_assignments
 from recctl.errors import ConfigError, DataError
 
 
@@ -68,6 +70,15 @@ def test_split_assignment_is_vectorised_per_user():
     )
     part = split_assignments(frame, "loo", [0.8, 0.1, 0.1], 0)
     assert part.tolist() == [2, 0, 1, 0, 1, 2, 0]
+    part = split_assignments(frame, "temporal", [0.5, 0.25, 0.25], 0)
+    assert part.tolist() == [2, 0, 1, 0, 1, 2, 0]  # 3 and 4 rows: one valid, one test each
+
+
+def test_every_configurable_split_has_a_splitter():
+    from recctl.config import SPLITS
+    from recctl.data.transform import SPLITTERS
+
+    assert tuple(SPLITTERS) == SPLITS
 
 
 def test_threshold_kcore_and_duplicates():

@@ -60,6 +60,8 @@ def _wait_for_checkpoint(cwd: Path, epoch: int, proc: subprocess.Popen, limit: f
     pytest.fail(f"no checkpoint for epoch {epoch} within {limit} s")
 
 
+# slow (86 s): tests/test_golden.py resumes a killed run in CI; this one kills mid-epoch.
+@pytest.mark.slow
 def test_a_run_killed_mid_epoch_resumes_to_the_metrics_of_an_uninterrupted_run(tmp_path):
     straight = tmp_path / "straight"
     straight.mkdir()

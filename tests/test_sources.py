@@ -19,12 +19,14 @@ import pytest
 from omegaconf import DictConfig, OmegaConf
 
 from recctl.config import DatasetConfig
-from recctl.data import sources
-from recctl.data.sources import load_movielens_100k, load_table, unescape_sep
+from recctl.data.sources import movielens
+from recctl.data.sources.movielens import load_movielens_100k
+from recctl.data.sources.readers import unescape_sep
+from recctl.data.sources.table import load_table
 from recctl.errors import DataError
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-GENRES = sources._ML_GENRES
+GENRES = movielens._ML_GENRES
 
 
 def ml100k_dir() -> Path:
@@ -375,7 +377,7 @@ def fake_zip(files: dict[str, bytes]) -> bytes:
 
 def pin_fake_hashes(monkeypatch: pytest.MonkeyPatch, files: dict[str, bytes]) -> None:
     for name in ("u.data", "u.item", "u.user"):
-        monkeypatch.setitem(sources.ML100K_SHA256, name, hashlib.sha256(files[name]).hexdigest())
+        monkeypatch.setitem(movielens.ML100K_SHA256, name, hashlib.sha256(files[name]).hexdigest())
 
 
 def test_download_success_installs_atomically(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -387,10 +389,10 @@ def test_download_success_installs_atomically(tmp_path: Path, monkeypatch: pytes
         calls.append(url)
         dest.write_bytes(fake_zip(files))
 
-    monkeypatch.setattr(sources, "download_file", fake_download)
+    monkeypatch.setattr(movielens, "download_file", fake_download)
     root = tmp_path / "raw" / "ml-100k"
     raw = load_movielens_100k(ml_cfg(root, download=True))
-    assert calls == [sources.ML100K_URL]
+    assert calls == [movielens.ML100K_URL]
     assert len(raw.interactions) == 3
     assert sorted(p.name for p in root.iterdir()) == ["u.data", "u.genre", "u.item", "u.user"]
     assert [p.name for p in root.parent.iterdir()] == ["ml-100k"]  # no staging folder left behind
@@ -403,7 +405,7 @@ def test_download_failure_says_where_to_put_files(tmp_path: Path, monkeypatch: p
         dest.write_bytes(b"partial")
         raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
 
-    monkeypatch.setattr(sources, "download_file", offline)
+    monkeypatch.setattr(movielens, "download_file", offline)
     root = tmp_path / "raw" / "ml-100k"
     message = message_of(lambda: load_movielens_100k(ml_cfg(root, download=True)))
     assert message.startswith(f"MovieLens 100K not found in {root} (need u.data, u.item, u.user")
@@ -417,9 +419,9 @@ def test_download_failure_says_where_to_put_files(tmp_path: Path, monkeypatch: p
 def test_download_checksum_mismatch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     files = fake_ml_files()
     pin_fake_hashes(monkeypatch, files)
-    monkeypatch.setitem(sources.ML100K_SHA256, "u.user", "0" * 64)
+    monkeypatch.setitem(movielens.ML100K_SHA256, "u.user", "0" * 64)
     monkeypatch.setattr(
-        sources, "download_file", lambda url, dest, timeout: dest.write_bytes(fake_zip(files))
+        movielens, "download_file", lambda url, dest, timeout: dest.write_bytes(fake_zip(files))
     )
     root = tmp_path / "ml-100k"
     message = message_of(lambda: load_movielens_100k(ml_cfg(root, download=True)))
@@ -436,7 +438,7 @@ def test_real_movielens_100k() -> None:
     assert inter["rating"].dtype == np.float64 and inter["timestamp"].dtype == np.int64
     assert raw.users is not None and raw.items is not None
     assert list(raw.users.columns) == ["user_id", "age_group", "gender", "occupation", "zip_prefix"]
-    expected_genres = [f"genre_{sources._safe_name(g)}" for g in GENRES]
+    expected_genres = [f"genre_{movielens._safe_name(g)}" for g in GENRES]
     assert list(raw.items.columns) == ["item_id", "title", "release_decade", *expected_genres]
     assert len(raw.users) == 943 and len(raw.items) == 1682
     assert raw.items.loc[raw.items["item_id"] == "543", "title"].item() == "Misérables, Les (1995)"

@@ -90,6 +90,8 @@ def test_multi_worker_two_processes_train_in_step_and_only_the_chief_writes(tmp_
     assert manifest["status"] == "completed" and manifest["epochs"] == 2
 
 
+# slow (27 s): the two-worker training test stays in CI.
+@pytest.mark.slow
 def test_multi_worker_fails_with_a_clear_error_when_a_worker_dies(tmp_path):
     procs = _start_workers(
         tmp_path, *TINY, "trainer.epochs=500", "trainer.early_stopping=false", "logger=none"

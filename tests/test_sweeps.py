@@ -6,6 +6,7 @@ import csv
 import json
 from pathlib import Path
 
+import pytest
 from conftest import TINY, recctl, recctl_json
 
 FAST = [*TINY, "trainer.epochs=1", "logger=none"]
@@ -138,6 +139,8 @@ def test_report_rebuilds_the_leaderboard_of_a_running_or_partly_failed_sweep(tmp
     assert missing.returncode == 2 and "sweep=nowhere: no such folder" in missing.stderr
 
 
+# slow (34 s): golden runs re-evaluate to their saved metrics in CI (tests/test_golden.py).
+@pytest.mark.slow
 def test_same_config_and_seed_give_the_same_metrics(tmp_path: Path):
     args = [
         "train",

@@ -528,7 +528,9 @@ def report(rows, args, machine: str, torch_version: str | None, settings: dict) 
 
 
 def recctl_validation_curve(rc: dict) -> list[float]:
-    with open(Path(rc["run_dir"]) / "history.csv", encoding="utf-8") as fh:
+    from recctl.runs import RunFolder
+
+    with open(RunFolder(Path(rc["run_dir"])).history, encoding="utf-8") as fh:
         return [float(row.get("val_ndcg@10") or 0) for row in csv.DictReader(fh)]
 
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from recctl import console, settings
+from recctl import console
 from recctl.data.prepare import ensure_snapshot
+from recctl.evaluation.tasks import ranking_protocol
+from recctl.plan import prepare_plan
 
 
 def run(cfg, result: dict) -> dict:
-    snapshot, created = ensure_snapshot(cfg.dataset, settings.paths(cfg).data_dir, settings.seed(cfg))
+    plan = prepare_plan(cfg)
+    snapshot, created = ensure_snapshot(plan.dataset, plan.paths.data_dir, plan.seed)
     if not created:
         console.info(f"snapshot up to date: {snapshot.path} (same inputs and settings; nothing to do)")
     stats = snapshot.stats
@@ -22,5 +25,5 @@ def run(cfg, result: dict) -> dict:
         "created": created,
         "stats": {k: stats[k] for k in ("n_users", "n_items", "n_interactions", "train", "valid", "test")},
     }
-    result["protocol"] = snapshot.protocol()
+    result["protocol"] = ranking_protocol(snapshot)
     return result

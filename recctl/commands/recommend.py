@@ -6,14 +6,13 @@ from pathlib import Path
 
 import numpy as np
 
-from recctl import console, settings
+from recctl import console
+from recctl.config import checked_k
 from recctl.errors import ConfigError, DataError, RunNotFoundError
 
 
 def run(cfg, result: dict) -> dict:
-    k = cfg.get("k", 10)
-    if not isinstance(k, int) or isinstance(k, bool) or k < 1:
-        raise ConfigError(f"k must be a positive integer. Received: {k!r}")
+    k = checked_k(cfg)
     users = _requested_users(cfg)
     if cfg.get("export_dir"):
         ranked = _from_export(Path(cfg.export_dir), users, k)
@@ -44,18 +43,14 @@ def _requested_users(cfg) -> list[str]:
 
 
 def _from_run(cfg, users: list[str], k: int, result: dict) -> list[dict]:
-    from recctl.artifacts import read_manifest, resolve_run
-    from recctl.data.prepare import check_run_dataset
     from recctl.evaluation.ranking import rank_users
     from recctl.evaluation.report import score_function
-    from recctl.runs import load_run
+    from recctl.runs import open_finished_run
 
-    run_dir = resolve_run(cfg.get("run"), Path(settings.paths(cfg).output_dir))
-    check_run_dataset(cfg.get("dataset"), read_manifest(run_dir), str(run_dir), "recommend")
-    loaded = load_run(run_dir)
+    loaded = open_finished_run(cfg, "recommend")
     snap = loaded.snapshot
     result.update(
-        run_dir=str(run_dir.resolve()),
+        run_dir=str(loaded.path.resolve()),
         model=loaded.model_name,
         dataset={"name": snap.name, "fingerprint": snap.fingerprint},
     )

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from recctl import console, settings
-from recctl.errors import RunNotFoundError
+from recctl import console
+from recctl.config import checked_paths
 
 
 def run(cfg, result: dict) -> dict:
-    from recctl.sweep import job_rows, objective, write_leaderboard
+    from recctl.sweep import job_rows, objective, resolve_sweep, write_leaderboard
 
-    sweep_dir = resolve_sweep(cfg.get("sweep"), Path(settings.paths(cfg).output_dir))
+    sweep_dir = resolve_sweep(cfg.get("sweep"), Path(checked_paths(cfg).output_dir))
     paths = write_leaderboard(sweep_dir)
     rows = job_rows(sweep_dir)
     statuses = {}
@@ -24,26 +24,3 @@ def run(cfg, result: dict) -> dict:
     console.info(paths["md"].read_text().rstrip())
     console.info(f"leaderboard: {paths['md']} (and leaderboard.csv, leaderboard.png)")
     return result
-
-
-def resolve_sweep(spec, output_dir: Path) -> Path:
-    """`sweep=PATH` or `sweep=latest` -> a sweep folder holding job folders (clear error otherwise)."""
-    if spec in (None, "", "latest"):
-        root = output_dir / "sweeps"
-        sweeps = (
-            sorted((p for p in root.iterdir() if p.is_dir()), key=lambda p: p.name) if root.is_dir() else []
-        )
-        sweeps = [p for p in sweeps if _has_jobs(p)]
-        if not sweeps:
-            raise RunNotFoundError(f"sweep=latest: no sweep folder with jobs under {root}")
-        return sweeps[-1]
-    path = Path(str(spec))
-    if not path.is_dir():
-        raise RunNotFoundError(f"sweep={spec}: no such folder")
-    if not _has_jobs(path):
-        raise RunNotFoundError(f"sweep={spec}: not a sweep folder (no numbered job folders in it)")
-    return path
-
-
-def _has_jobs(path: Path) -> bool:
-    return any(p.is_dir() and p.name.isdigit() for p in path.iterdir())

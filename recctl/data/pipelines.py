@@ -267,25 +267,75 @@ def _multi_hot(rows: tf.RaggedTensor, n_items: int) -> tf.Tensor:
     return tf.scatter_nd(index, tf.ones(tf.shape(row_ids), tf.float32), shape)
 
 
-def scoring_context(model, history, users: np.ndarray, n_items: int) -> dict | np.ndarray:
-    """What `score_all` takes for a batch of users, given the history visible at this point
-    (a time-ordered CSR): user indexes, the last `max_length` items, or the multi-hot vector."""
-    kind = model.input_kind
-    users = np.asarray(users, dtype=np.int32)
-    if kind == "id":
-        return users
-    rows, items = history.rows(users)
-    if kind == "user_vector":
-        vector = np.zeros((len(users), n_items), np.float32)
-        vector[rows, items] = 1.0
-        return {"vector": vector}
-    if kind == "sequence":
-        length = model.max_length
-        counts = np.bincount(rows, minlength=len(users))
-        ends = np.cumsum(counts)
-        from_end = ends[rows] - 1 - np.arange(len(rows))  # 0 = most recent
-        keep = from_end < length
-        seq = np.zeros((len(users), length), np.int32)
-        seq[rows[keep], length - 1 - from_end[keep]] = items[keep] + 1
-        return {"history": seq, "user": users}
-    raise ValueError(f"unknown input kind {kind!r}")
+def _id_examples(model, snapshot, batch_size: int, seed: int, replicas: int, clock) -> tf.data.Dataset:
+    """(user, positive + sampled negatives) for ranking; labelled rows where the task trains on labels."""
+    from recctl.errors import RecctlError
+    from recctl.evaluation.tasks import task_of
+
+    labels = task_of(model).training_labels(snapshot)
+    if labels is not None:
+        users, items = snapshot.pairs("train")
+        return labeled_pairs_dataset(users, items, labels, batch_size, seed, clock)
+    users, items = snapshot.pairs("train")
+    if len(users) == 0:
+        raise RecctlError("the training split is empty")
+    return id_training_dataset(
+        users,
+        items,
+        snapshot.n_items,
+        batch_size,
+        model.num_negatives,
+        seed,
+        clock,
+        shared_negatives=getattr(model, "shared_negatives", False),
+    )
+
+
+def _sequence_examples(model, snapshot, batch_size: int, seed: int, replicas: int, clock) -> tf.data.Dataset:
+    from recctl.errors import RecctlError
+
+    try:
+        return sequence_training_dataset(
+            snapshot,
+            model.training_mode,
+            model.max_length,
+            batch_size,
+            model.num_negatives,
+            seed,
+            clock,
+            full_softmax=model.full_softmax,
+        )
+    except ValueError as exc:
+        raise RecctlError(str(exc)) from None
+
+
+def _user_vector_examples(
+    model, snapshot, batch_size: int, seed: int, replicas: int, clock
+) -> tf.data.Dataset:
+    from recctl.errors import ConfigError
+
+    micro = int(getattr(model, "micro_batch_size", 0) or 0)
+    if replicas > 1 and micro:
+        # Over replicas the model cannot loop over micro-batches inside one step (the optimizer's
+        # cross-replica sync cannot sit in a loop), so the pipeline yields them: same updates.
+        if micro % replicas:
+            raise ConfigError(
+                f"model.micro_batch_size={micro} is global and must split evenly over {replicas} replicas"
+            )
+        batch_size = micro
+    return user_vector_training_dataset(snapshot, batch_size, seed, clock)
+
+
+# The training data of each input kind (models/base.py): the one place that picks it.
+TRAINING_DATA = {
+    "id": _id_examples,
+    "sequence": _sequence_examples,
+    "user_vector": _user_vector_examples,
+}
+
+
+def training_dataset(
+    model, snapshot, batch_size: int, seed: int, replicas: int = 1, clock: EpochClock | None = None
+) -> tf.data.Dataset:
+    """The model's training examples, batched (`batch_size` is global over the replicas)."""
+    return TRAINING_DATA[model.input_kind](model, snapshot, int(batch_size), seed, replicas, clock)

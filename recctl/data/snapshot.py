@@ -39,6 +39,19 @@ class CSR:
         offsets = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
         return row, self.indices[np.repeat(starts, lengths) + offsets]
 
+    def latest(self, users: np.ndarray, length: int | None) -> np.ndarray:
+        """Each user's last `length` items (all when None) as int32 [B, W], left-padded with -1,
+        most recent last: the history that `Recommender.context_from_history` takes."""
+        users = np.asarray(users, dtype=np.int64)
+        rows, items = self.rows(users)
+        counts = np.bincount(rows, minlength=len(users))
+        width = int(counts.max(initial=0)) if length is None else int(length)
+        from_end = np.cumsum(counts)[rows] - 1 - np.arange(len(rows))  # 0 = most recent
+        keep = from_end < width
+        out = np.full((len(users), width), -1, np.int32)
+        out[rows[keep], width - 1 - from_end[keep]] = items[keep]
+        return out
+
 
 class Snapshot:
     def __init__(self, path: str | Path):
@@ -126,22 +139,14 @@ class Snapshot:
     def item_popularity(self) -> np.ndarray:
         return np.bincount(self.pairs("train")[1], minlength=self.n_items).astype(np.float32)
 
-    def protocol(self, task: str = "ranking") -> str:
+    def split_description(self) -> str:
+        """How the split was made, in words, for the protocol line of every task (evaluation/tasks.py)."""
         split = self.stats["split"]
-        if task == "ctr":
-            return (
-                f"CTR: label = rating >= {self.stats.get('label_threshold')} (lower ratings kept as negatives), "
-                f"{split} split; AUC and logloss over the split's labelled rows"
-            )
         order = (
             "by time, ties by original row order" if self.stats.get("has_timestamps") else "by file row order"
         )
-        how = {
+        return {
             "loo": f"leave-one-out {order} (last interaction test, second-last valid)",
             "temporal": f"per-user temporal ratio split {order}",
             "random": "per-user random ratio split",
         }[split]
-        return (
-            f"{how}; full ranking over all {self.n_items} items; "
-            "masked: train items at valid, train+valid items at test"
-        )

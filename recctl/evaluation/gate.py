@@ -1,27 +1,11 @@
-"""Quality gates for CI: fail (exit code 3) when a metric is below a floor or below a lift over pop."""
+"""Quality gates for CI: fail (exit code 3) when a metric is below a floor or below a lift over pop.
+
+The gate section is checked with the rest of the config (recctl.config.checked_gate)."""
 
 from __future__ import annotations
 
-from omegaconf import OmegaConf
-
 from recctl.config import GateConfig
 from recctl.errors import ConfigError, GateFailed
-
-
-def gate_settings(gate_cfg) -> GateConfig:
-    try:
-        merged = OmegaConf.merge(OmegaConf.structured(GateConfig), gate_cfg or {})
-    except Exception as exc:
-        raise ConfigError(f"gate: {str(exc).splitlines()[0]}") from None
-    if merged.split not in ("valid", "test"):
-        raise ConfigError(f"gate.split must be valid or test. Received: {merged.split!r}")
-    if merged.metric is None and (merged.min is not None or merged.min_lift is not None):
-        raise ConfigError("gate.min / gate.min_lift need gate.metric (e.g. gate.metric=ndcg@10)")
-    if merged.metric is not None and merged.min is None and merged.min_lift is None:
-        raise ConfigError(f"gate.metric={merged.metric} needs gate.min and/or gate.min_lift")
-    if merged.min_lift is not None and merged.min_lift <= 0:
-        raise ConfigError(f"gate.min_lift must be positive. Received: {merged.min_lift}")
-    return merged
 
 
 def check_gate(gate: GateConfig, metrics: dict, baseline: dict) -> str | None:

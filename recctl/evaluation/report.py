@@ -6,37 +6,29 @@ import numpy as np
 import tensorflow as tf
 
 from recctl.data.snapshot import Snapshot
-from recctl.evaluation.ranking import evaluate_split, pointwise_logloss
 
 
 def score_function(model, snapshot: Snapshot, split: str):
-    """users -> scores [B, n_items], each user seen through the context visible at `split`
-    (valid: the training history; test: training + validation; "all": everything, for serving)."""
-    from recctl.data.pipelines import scoring_context
+    """users -> scores [B, n_items], each user seen through the history visible at `split`
+    (valid: the training history; test: training + validation; "all": everything, for serving).
+    The context comes from the model's own `context_from_history`, as in every export."""
 
-    if model.input_kind == "id":
-        compiled = tf.function(_float32_scores(model), input_signature=[tf.TensorSpec([None], tf.int32)])
-        return lambda users: compiled(tf.constant(np.asarray(users, dtype=np.int32)))
-    if model.input_kind == "sequence":
-        spec = {
-            "history": tf.TensorSpec([None, model.max_length], tf.int32),
-            "user": tf.TensorSpec([None], tf.int32),
-        }
-    else:
-        spec = {"vector": tf.TensorSpec([None, snapshot.n_items], tf.float32)}
-    compiled = tf.function(_float32_scores(model), input_signature=[spec])
+    def scores_of(history, users):
+        return tf.cast(model.score_all(model.context_from_history(history, users)), tf.float32)
+
+    compiled = tf.function(
+        scores_of,
+        input_signature=[tf.TensorSpec([None, None], tf.int32), tf.TensorSpec([None], tf.int32)],
+    )
     history = snapshot.csr("train", "valid", "test") if split == "all" else snapshot.history_for(split)
+    length = model.history_length()
 
     def scores(users):
-        context = scoring_context(model, history, users, snapshot.n_items)
-        return compiled({key: tf.constant(value) for key, value in context.items()})
+        users = np.asarray(users, dtype=np.int32)
+        window = history.latest(users, length) if length != 0 else np.zeros((len(users), 0), np.int32)
+        return compiled(tf.constant(window), tf.constant(users))
 
     return scores
-
-
-def _float32_scores(model):
-    """Scores as float32 whatever the compute dtype (mixed precision computes in float16/bfloat16)."""
-    return lambda context: tf.cast(model.score_all(context), tf.float32)
 
 
 def popularity_score_function(snapshot: Snapshot):
@@ -45,49 +37,22 @@ def popularity_score_function(snapshot: Snapshot):
 
 
 def evaluate_model(model, snapshot: Snapshot, settings, seed: int, splits=("valid", "test")) -> dict:
-    """{"metrics": {split: {...}}, "baseline": {"pop": {split: {...}}}} under full ranking."""
-    ks = [int(k) for k in settings.ks]
-    names = [str(n) for n in settings.metrics]
-    batch = (
-        model.scoring_batch_size(int(settings.batch_size)) if model is not None else int(settings.batch_size)
-    )
+    """{"metrics": {split: {...}}, "baseline": {"pop": {split: {...}}}}, as the model's task
+    evaluates (evaluation/tasks.py: full ranking, or AUC/logloss over labelled rows)."""
+    from recctl.evaluation.tasks import task_of
+
+    task = task_of(model)
     out = {
         "metrics": {s: None for s in ("valid", "test")},
         "baseline": {"pop": {s: None for s in ("valid", "test")}},
     }
-    if model is not None and getattr(model, "task", "ranking") == "ctr":
-        from recctl.evaluation.pointwise import pointwise_metrics, popularity_pointwise, probability_function
-
-        prob_fn = probability_function(model)
-        for split in splits:
-            if len(snapshot.split(split)):
-                out["metrics"][split] = _rounded(pointwise_metrics(prob_fn, snapshot, split))
-                if settings.baseline:
-                    out["baseline"]["pop"][split] = _rounded(popularity_pointwise(snapshot, split))
-        return out
-    pop_fn = popularity_score_function(snapshot)
     for split in splits:
         if len(snapshot.split(split)) == 0:
             continue
-        if model is not None:
-            model_fn = score_function(model, snapshot, split)
-            metrics = evaluate_split(model_fn, snapshot, split, ks, names, batch)
-            if model.emits_probabilities:
-                prob_fn = _probability_function(model)
-                negatives = settings.logloss_negatives or getattr(model, "num_negatives", 1)
-                metrics["logloss"] = pointwise_logloss(prob_fn, snapshot, split, int(negatives), seed)
-            out["metrics"][split] = _rounded(metrics)
+        out["metrics"][split] = _rounded(task.evaluate(model, snapshot, settings, seed, split))
         if settings.baseline:
-            out["baseline"]["pop"][split] = _rounded(
-                evaluate_split(pop_fn, snapshot, split, ks, names, int(settings.batch_size))
-            )
+            out["baseline"]["pop"][split] = _rounded(task.baseline(snapshot, settings, split))
     return out
-
-
-def _probability_function(model):
-    from recctl.evaluation.pointwise import probability_function
-
-    return probability_function(model)
 
 
 def _rounded(metrics: dict) -> dict:

@@ -1,13 +1,16 @@
 """The SavedModel export: a TensorFlow Serving version folder that speaks original ids.
 
-Signatures (docs/interface.md):
-  serving_default(user_id: string[B]) -> item_ids: string[B, k], scores: float32[B, k]
-      top-k items for each user, the user's seen items (train, valid and test) left out;
-      an unknown user gets the most popular items.
-  serving_exclude(user_id: string[B], exclude_item_ids: string[B, E]) -> the same, with the listed
-      items left out too ('' pads; unknown ids are ignored). A signature of its own because a
-      SavedModel signature has no optional inputs: TF Serving requires every input it declares.
-  score(user_id: string[B], item_ids: string[B, C]) -> scores: float32[B, C]
+Signatures (docs/interface.md), over the context the model's `export_input()` names:
+  by user (id models): `user_id` string[B]; the user's seen items (train, valid and test) are left
+      out of the top-K and an unknown user gets the most popular items;
+  by history (sequence, user-vector models): `history` string[B, H], original item ids, most
+      recent last ('' pads; unknown ids are dropped before the model takes its latest items); the
+      history's items are left out of the top-K.
+  serving_default(context) -> item_ids: string[B, k], scores: float32[B, k]
+  serving_exclude(context, exclude_item_ids: string[B, E]) -> the same, with the listed items left
+      out too ('' pads; unknown ids are ignored). A signature of its own because a SavedModel
+      signature has no optional inputs: TF Serving requires every input it declares.
+  score(context, item_ids: string[B, C]) -> scores: float32[B, C]
       the model's scores of the given items (unknown items score -inf).
 The Keras model, the id maps and the seen-items lists are all inside the SavedModel, so it loads
 with plain `tf.saved_model.load` (or TF Serving) in a process that never imports recctl.
@@ -15,202 +18,139 @@ with plain `tf.saved_model.load` (or TF Serving) in a process that never imports
 
 from __future__ import annotations
 
-from pathlib import Path
+import json
 
 import numpy as np
 import tensorflow as tf
 
-from recctl.data.snapshot import CSR
+from recctl.export.registry import ExportJob
+
+DESCRIPTION = "TensorFlow SavedModel (TF Serving version folder)"
+NEG_INF = np.float32(-np.inf)
+
+
+def _id_table(ids: np.ndarray) -> tf.lookup.StaticHashTable:
+    """Original id -> index (int64; -1 for an unknown id or '' padding)."""
+    return tf.lookup.StaticHashTable(
+        tf.lookup.KeyValueTensorInitializer(tf.constant(ids.astype(str)), tf.range(len(ids), dtype=tf.int64)),
+        default_value=-1,
+    )
 
 
 class ServingModule(tf.Module):
-    def __init__(
-        self, model, user_ids: np.ndarray, item_ids: np.ndarray, seen: CSR, popularity: np.ndarray, k: int
-    ):
+    """The three signatures around one context input; subclasses turn the context into scores."""
+
+    def __init__(self, model, item_ids: np.ndarray, k: int, context: tf.TensorSpec):
         super().__init__()
         self.model = model
         self.k = int(min(k, len(item_ids)))
         self.n_items = len(item_ids)
-        self.user_table = tf.lookup.StaticHashTable(
-            tf.lookup.KeyValueTensorInitializer(
-                tf.constant(user_ids.astype(str)), tf.range(len(user_ids), dtype=tf.int64)
-            ),
-            default_value=-1,
-        )
-        self.item_table = tf.lookup.StaticHashTable(
-            tf.lookup.KeyValueTensorInitializer(
-                tf.constant(item_ids.astype(str)), tf.range(len(item_ids), dtype=tf.int64)
-            ),
-            default_value=-1,
-        )
+        self.item_table = _id_table(item_ids)
         self.item_ids = tf.Variable(item_ids.astype(str), trainable=False, dtype=tf.string)
+        exclude = tf.TensorSpec([None, None], tf.string, name="exclude_item_ids")
+        items = tf.TensorSpec([None, None], tf.string, name="item_ids")
+        self.serve = tf.function(self._serve, input_signature=[context])
+        self.serve_excluding = tf.function(self._top_k, input_signature=[context, exclude])
+        self.score = tf.function(self._score, input_signature=[context, items])
+
+    def _scores(self, context):
+        """(scores float32 [B, n_items], (row, item index) int64 pairs left out of the top-K)."""
+        raise NotImplementedError
+
+    def _serve(self, context):
+        return self._top_k(context, tf.fill([tf.shape(context)[0], 0], ""))
+
+    def _top_k(self, context, exclude_item_ids):
+        scores, seen = self._scores(context)
+        scores = _leave_out(scores, seen)
+        scores = _leave_out(scores, _pairs(self.item_table.lookup(exclude_item_ids)))
+        top = tf.math.top_k(scores, k=self.k, sorted=True)
+        return {"item_ids": tf.gather(self.item_ids, top.indices), "scores": top.values}
+
+    def _score(self, context, item_ids):
+        scores, _ = self._scores(context)
+        item_index = self.item_table.lookup(item_ids)
+        picked = tf.gather(scores, tf.cast(tf.maximum(item_index, 0), tf.int32), batch_dims=1)
+        return {"scores": tf.where(item_index >= 0, picked, NEG_INF)}
+
+    def _model_scores(self, history, users):
+        context = self.model.context_from_history(history, users)
+        return tf.cast(self.model.score_all(context), tf.float32)
+
+
+class UserServingModule(ServingModule):
+    """Serving by user id: the seen lists and the popularity fallback live in the SavedModel."""
+
+    def __init__(self, model, snapshot, k: int):
+        super().__init__(model, snapshot.item_ids, k, tf.TensorSpec([None], tf.string, name="user_id"))
+        seen = snapshot.csr("train", "valid", "test")
+        self.user_table = _id_table(snapshot.user_ids)
         self.seen_indptr = tf.Variable(seen.indptr.astype(np.int64), trainable=False)
         self.seen_items = tf.Variable(seen.indices.astype(np.int64), trainable=False)
-        self.popularity = tf.Variable(popularity.astype(np.float32), trainable=False)
+        self.popularity = tf.Variable(snapshot.item_popularity().astype(np.float32), trainable=False)
 
-    def _user_index(self, user_id):
+    def _scores(self, user_id):
         index = self.user_table.lookup(user_id)
-        return index, index >= 0, tf.cast(tf.maximum(index, 0), tf.int32)
-
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="user_id")])
-    def serve(self, user_id):
-        return self._top_k(user_id, tf.fill([tf.shape(user_id)[0], 0], ""))
-
-    @tf.function(
-        input_signature=[
-            tf.TensorSpec([None], tf.string, name="user_id"),
-            tf.TensorSpec([None, None], tf.string, name="exclude_item_ids"),
-        ]
-    )
-    def serve_excluding(self, user_id, exclude_item_ids):
-        return self._top_k(user_id, exclude_item_ids)
-
-    def _top_k(self, user_id, exclude_item_ids):
-        index, known, safe = self._user_index(user_id)
-        scores = tf.cast(self.model.score_all(safe), tf.float32)
-        scores = tf.where(known[:, None], scores, self.popularity[None, :])
+        known = index >= 0
+        # an unknown user is scored as user 0, then replaced by popularity (id models have no
+        # "unknown user" row); the model needs no history
+        safe = tf.cast(tf.maximum(index, 0), tf.int32)
+        no_history = tf.zeros([tf.shape(user_id)[0], 0], tf.int32)
+        scores = tf.where(known[:, None], self._model_scores(no_history, safe), self.popularity[None, :])
         starts = tf.gather(self.seen_indptr, tf.cast(safe, tf.int64))
         ends = tf.gather(self.seen_indptr, tf.cast(safe, tf.int64) + 1)
         lengths = tf.where(known, ends - starts, tf.zeros_like(starts))
         rows = tf.repeat(tf.range(tf.shape(user_id)[0], dtype=tf.int64), lengths)
-        positions = tf.ragged.range(starts, starts + lengths).flat_values
-        items = tf.gather(self.seen_items, positions)
-        scores = tf.tensor_scatter_nd_update(
-            scores, tf.stack([rows, items], axis=1), tf.fill(tf.shape(rows), tf.constant(-np.inf, tf.float32))
-        )
-        scores = _exclude(scores, self.item_table.lookup(exclude_item_ids))
-        top = tf.math.top_k(scores, k=self.k, sorted=True)
-        return {"item_ids": tf.gather(self.item_ids, top.indices), "scores": top.values}
-
-    @tf.function(
-        input_signature=[
-            tf.TensorSpec([None], tf.string, name="user_id"),
-            tf.TensorSpec([None, None], tf.string, name="item_ids"),
-        ]
-    )
-    def score(self, user_id, item_ids):
-        _, known, safe = self._user_index(user_id)
-        item_index = self.item_table.lookup(item_ids)
-        all_scores = tf.cast(self.model.score_all(safe), tf.float32)
-        all_scores = tf.where(known[:, None], all_scores, self.popularity[None, :])
-        picked = tf.gather(all_scores, tf.cast(tf.maximum(item_index, 0), tf.int32), batch_dims=1)
-        return {"scores": tf.where(item_index >= 0, picked, tf.constant(-np.inf, tf.float32))}
+        items = tf.gather(self.seen_items, tf.ragged.range(starts, starts + lengths).flat_values)
+        return scores, tf.stack([rows, items], axis=1)
 
 
-class HistoryServingModule(tf.Module):
-    """Serving for sequence and user-vector models: the context is the user's history itself.
+class HistoryServingModule(ServingModule):
+    """Serving by history: the context is the user's items themselves, the user is unknown (-1)."""
 
-    serving_default(history: string[B, H]) -> item_ids, scores: the history holds original item ids,
-    most recent last; "" pads and unknown ids are ignored. The history's items are left out of the
-    top-k. score(history, item_ids) -> scores.
-    """
-
-    def __init__(self, model, item_ids: np.ndarray, k: int):
-        super().__init__()
-        self.model = model
-        self.kind = model.input_kind
-        self.max_length = int(getattr(model, "max_length", 0))
-        self.k = int(min(k, len(item_ids)))
-        self.n_items = len(item_ids)
-        self.item_table = tf.lookup.StaticHashTable(
-            tf.lookup.KeyValueTensorInitializer(
-                tf.constant(item_ids.astype(str)), tf.range(len(item_ids), dtype=tf.int64)
-            ),
-            default_value=-1,
-        )
-        self.item_ids = tf.Variable(item_ids.astype(str), trainable=False, dtype=tf.string)
+    def __init__(self, model, snapshot, k: int):
+        super().__init__(model, snapshot.item_ids, k, tf.TensorSpec([None, None], tf.string, name="history"))
 
     def _scores(self, history):
-        index = self.item_table.lookup(history)
+        index = self.item_table.lookup(history)  # int64 [B, H]; -1 for unknown ids and '' padding
         known = tf.ragged.boolean_mask(index, index >= 0)  # ragged [B, None], order kept
-        batch = tf.shape(history)[0]
-        rows = tf.cast(known.value_rowids(), tf.int64)
-        pairs = tf.stack([rows, known.flat_values], axis=1)
-        if self.kind == "user_vector":
-            vector = tf.scatter_nd(
-                pairs, tf.ones(tf.shape(rows), tf.float32), tf.cast([batch, self.n_items], tf.int64)
-            )
-            scores = tf.cast(self.model.score_all({"vector": tf.minimum(vector, 1.0)}), tf.float32)
-        else:
-            tokens = tf.reverse(known, axis=[1]) + 1  # most recent first, then right-pad and cut
-            tokens = tokens.to_tensor(default_value=0, shape=[None, self.max_length])
-            tokens = tf.cast(tf.reverse(tokens, axis=[1]), tf.int32)
-            unknown_user = tf.fill([batch], tf.constant(-1, tf.int32))  # serving knows the history only
-            scores = tf.cast(self.model.score_all({"history": tokens, "user": unknown_user}), tf.float32)
-        return tf.cast(scores, tf.float32), pairs
-
-    @tf.function(input_signature=[tf.TensorSpec([None, None], tf.string, name="history")])
-    def serve(self, history):
-        return self._top_k(history, tf.fill([tf.shape(history)[0], 0], ""))
-
-    @tf.function(
-        input_signature=[
-            tf.TensorSpec([None, None], tf.string, name="history"),
-            tf.TensorSpec([None, None], tf.string, name="exclude_item_ids"),
-        ]
-    )
-    def serve_excluding(self, history, exclude_item_ids):
-        return self._top_k(history, exclude_item_ids)
-
-    def _top_k(self, history, exclude_item_ids):
-        scores, pairs = self._scores(history)
-        scores = tf.tensor_scatter_nd_update(
-            scores, pairs, tf.fill(tf.shape(pairs)[:1], tf.constant(-np.inf, tf.float32))
-        )
-        scores = _exclude(scores, self.item_table.lookup(exclude_item_ids))
-        top = tf.math.top_k(scores, k=self.k, sorted=True)
-        return {"item_ids": tf.gather(self.item_ids, top.indices), "scores": top.values}
-
-    @tf.function(
-        input_signature=[
-            tf.TensorSpec([None, None], tf.string, name="history"),
-            tf.TensorSpec([None, None], tf.string, name="item_ids"),
-        ]
-    )
-    def score(self, history, item_ids):
-        scores, _ = self._scores(history)
-        item_index = self.item_table.lookup(item_ids)
-        picked = tf.gather(scores, tf.cast(tf.maximum(item_index, 0), tf.int32), batch_dims=1)
-        return {"scores": tf.where(item_index >= 0, picked, tf.constant(-np.inf, tf.float32))}
+        # the known ids compacted, left-padded with -1 (most recent last): what the model's
+        # context_from_history takes; it keeps the latest items it needs
+        padded = tf.reverse(tf.reverse(known, axis=[1]).to_tensor(default_value=-1), axis=[1])
+        users = tf.fill([tf.shape(history)[0]], tf.constant(-1, tf.int32))  # serving knows the history only
+        return self._model_scores(tf.cast(padded, tf.int32), users), _pairs(index)
 
 
-def _exclude(scores, exclude_index):
-    """Set the scores of the listed items (item indexes [B, E]; -1 = unknown or padding) to -inf."""
-    rows = tf.repeat(
-        tf.range(tf.shape(scores)[0], dtype=tf.int64)[:, None], tf.shape(exclude_index)[1], axis=1
-    )
-    keep = exclude_index >= 0
-    pairs = tf.stack([tf.boolean_mask(rows, keep), tf.boolean_mask(exclude_index, keep)], axis=1)
-    return tf.tensor_scatter_nd_update(
-        scores, pairs, tf.fill(tf.shape(pairs)[:1], tf.constant(-np.inf, tf.float32))
-    )
+def _pairs(index):
+    """(row, item index) int64 pairs of the known entries of an item index matrix [B, E] (-1 = none)."""
+    rows = tf.repeat(tf.range(tf.shape(index)[0], dtype=tf.int64)[:, None], tf.shape(index)[1], axis=1)
+    keep = index >= 0
+    return tf.stack([tf.boolean_mask(rows, keep), tf.boolean_mask(index, keep)], axis=1)
 
 
-def write_saved_model(model, snapshot, folder: Path, k: int) -> dict:
-    """Write the SavedModel into `folder` (a staging folder); returns the signature description."""
-    if model.input_kind == "id":
-        seen = snapshot.csr("train", "valid", "test")
-        module = ServingModule(
-            model, snapshot.user_ids, snapshot.item_ids, seen, snapshot.item_popularity(), k
-        )
-        context = {"user_id": "string[batch]"}
-        described = {"user_id": "string[batch]"}
-    else:
-        module = HistoryServingModule(model, snapshot.item_ids, k)
-        context = {"history": "string[batch, n]"}
-        described = {"history": "string[batch, n] (original item ids, most recent last; '' pads)"}
+def _leave_out(scores, pairs):
+    """Set the scores at the given (row, item index) pairs to -inf."""
+    return tf.tensor_scatter_nd_update(scores, pairs, tf.fill(tf.shape(pairs)[:1], NEG_INF))
+
+
+def write(job: ExportJob) -> dict:
+    """Write the SavedModel into the staging folder; returns the signature description."""
+    export = job.model.export_input()
+    kind = UserServingModule if export.by_user else HistoryServingModule
+    module = kind(job.model, job.snapshot, job.k)
     tf.saved_model.save(
         module,
-        str(folder),
+        str(job.folder),
         signatures={
             "serving_default": module.serve,
             "serving_exclude": module.serve_excluding,
             "score": module.score,
         },
     )
+    context = {export.id_name: export.id_type}
     top_k = {"item_ids": f"string[batch, {module.k}]", "scores": f"float32[batch, {module.k}]"}
     return {
-        "serving_default": {"inputs": described, "outputs": top_k},
+        "serving_default": {"inputs": {export.id_name: export.id_description}, "outputs": top_k},
         "serving_exclude": {
             "inputs": {**context, "exclude_item_ids": "string[batch, m] ('' pads)"},
             "outputs": top_k,
@@ -220,3 +160,36 @@ def write_saved_model(model, snapshot, folder: Path, k: int) -> dict:
             "outputs": {"scores": "float32[batch, m]"},
         },
     }
+
+
+def card(job: ExportJob, info: dict) -> tuple[str, str]:
+    export, snapshot, k = job.model.export_input(), job.snapshot, info["k"]
+    if export.by_user:
+        sample_user = str(snapshot.user_ids[0])
+        instance, call = {export.id_name: sample_user}, f'user_id=tf.constant(["{sample_user}"])'
+    else:
+        seen = snapshot.csr("train", "valid", "test")
+        sample = [str(snapshot.item_ids[i]) for i in seen.indices[seen.indptr[0] : seen.indptr[1]][-3:]]
+        instance, call = {export.id_name: sample}, f"history=tf.constant([{sample!r}])"
+    request = json.dumps({"signature_name": "serving_default", "instances": [instance]})
+    signature = (
+        f"- `serving_default`: {export.card_input} -> `item_ids` (string[batch, {k}]), `scores` (float32[batch, {k}]). "
+        f"{export.card_note}\n- `serving_exclude`: the same input plus `exclude_item_ids` (string[batch, m], '' pads): "
+        "those items are left out too.\n- `score`: the same input plus `item_ids` (string[batch, n]) -> `scores` (float32[batch, n]); "
+        "unknown items score -inf."
+    )
+    usage = f"""TensorFlow Serving REST (`tensorflow_model_server --rest_api_port=8501 --model_name={info["model"]} --model_base_path=PARENT_OF_THIS_FOLDER`):
+
+```
+curl -d '{request}' http://localhost:8501/v1/models/{info["model"]}:predict
+```
+
+In Python, without recctl:
+
+```python
+import tensorflow as tf
+m = tf.saved_model.load("THIS_FOLDER")
+out = m.signatures["serving_default"]({call})
+print(out["item_ids"].numpy(), out["scores"].numpy())
+```"""
+    return signature, usage

@@ -34,7 +34,7 @@ from __future__ import annotations
 import keras
 from keras import layers, ops
 
-from recctl.models.base import IdAxis, SequenceRecommender, check_choice, check_positive
+from recctl.models.base import IdAxis, SequenceRecommender, check_choice, check_positive, check_rate
 
 NORMS = ("pre", "post")
 ACTIVATIONS = ("relu", "gelu")
@@ -87,8 +87,7 @@ class SASRec(SequenceRecommender):
         check_positive("init_std", init_std)
         check_choice("norm", norm, NORMS)
         check_choice("activation", activation, ACTIVATIONS)
-        if not isinstance(dropout, (int, float)) or isinstance(dropout, bool) or not 0 <= dropout < 1:
-            raise ValueError(f"dropout should be in [0, 1). Received: dropout={dropout!r}")
+        check_rate("dropout", dropout)
         if embedding_dim % num_heads:
             raise ValueError(
                 f"num_heads should divide embedding_dim={embedding_dim}. Received: num_heads={num_heads!r}"

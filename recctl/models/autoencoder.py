@@ -38,7 +38,7 @@ import keras
 import numpy as np
 from keras import layers, ops
 
-from recctl.models.base import IdAxis, UserVectorRecommender, check_choice, check_positive
+from recctl.models.base import IdAxis, UserVectorRecommender, check_choice, check_positive, check_rate
 
 VARIANTS = ("vae", "dae")
 
@@ -96,8 +96,7 @@ class MultVAE(UserVectorRecommender):
         for width in hidden_units:
             check_positive("hidden_units[*]", width)
         check_positive("latent_dim", latent_dim)
-        if not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
-            raise ValueError(f"dropout should be in [0, 1). Received: dropout={dropout!r}")
+        check_rate("dropout", dropout)
         check_positive("anneal_cap", anneal_cap, allow_zero=True)
         check_positive("total_anneal_steps", total_anneal_steps)
         check_positive("l2", l2, allow_zero=True)

@@ -3,8 +3,12 @@
 A model (1) trains on the examples its *input kind* needs and (2) scores every item for a batch
 of user contexts: ``score_all(context) -> [batch, n_items]``. Evaluation, recommend and export use
 only (2), so all families are compared on the same split, candidates and metrics, and exported
-the same way. The input kind is part of the class (``IdRecommender``; the sequence and
-user-vector kinds join it with their families), never a string switch elsewhere.
+the same way. The input kind is part of the class (``IdRecommender``, ``SequenceRecommender``,
+``UserVectorRecommender``), never a string switch elsewhere: each kind's base class says how much
+history its context needs (``history_length``), builds that context from a history in keras.ops
+(``context_from_history``, the one function evaluation, recommend and every export use) and
+describes its export input (``export_input``). The training data of a kind is picked by one table,
+``recctl.data.pipelines.TRAINING_DATA``.
 
 Data-derived arguments (catalogue sizes, side-feature vocabularies) arrive as constructor
 arguments; data-derived tables (side features, popularity counts) as non-trainable weights set by
@@ -13,10 +17,12 @@ arguments; data-derived tables (side features, popularity counts) as non-trainab
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import keras
+import numpy as np
 from keras import ops
 
 from recctl.models.distributed_fit_fix import DistributedFitFix
@@ -28,6 +34,12 @@ def check_positive(name: str, value: Any, allow_zero: bool = False) -> None:
     if not isinstance(value, (int, float)) or isinstance(value, bool) or not ok:
         bound = "non-negative" if allow_zero else "positive"
         raise ValueError(f"{name} should be {bound}. Received: {name}={value!r}")
+
+
+def check_rate(name: str, value: Any) -> None:
+    """A dropout-like rate: a number in [0, 1)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+        raise ValueError(f"{name} should be in [0, 1). Received: {name}={value!r}")
 
 
 def check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
@@ -50,10 +62,51 @@ class IdAxis:
     trailing: int = 0
 
 
+@dataclass(frozen=True)
+class ExportInput:
+    """What an export takes as one user's context, and the words that describe it in signatures
+    and model cards (docs/interface.md). Integer formats (ONNX, LiteRT) take indexes; the SavedModel
+    takes original ids."""
+
+    by_user: bool  # True: the user's id (seen items come from the export); False: the user's history
+    index_shape: tuple[int | None, ...]  # the integer input's shape (None = any size)
+    index_spec: str  # e.g. "user_index: int32[batch]"
+    index_sample: str  # a Python expression for one user's integer input, for model cards
+    id_description: str  # the SavedModel input, e.g. "string[batch]"
+    card_input: str  # the SavedModel input as a model card names it
+    card_note: str  # what the top-K leaves out
+
+    @property
+    def index_name(self) -> str:
+        return "user_index" if self.by_user else "history"
+
+    @property
+    def id_name(self) -> str:
+        return "user_id" if self.by_user else "history"
+
+    @property
+    def id_type(self) -> str:
+        return self.id_description.split(" (")[0]
+
+
+_HISTORY_OF_IDS = ExportInput(
+    by_user=False,
+    index_shape=(None, None),
+    index_spec="history: int32[batch, n] (item indexes, -1 pads)",
+    index_sample="np.array([[3, 17, -1]], np.int32)",
+    id_description="string[batch, n] (original item ids, most recent last; '' pads)",
+    card_input="`history` (string[batch, n]: original item ids, most recent last; '' pads)",
+    card_note="The history's items are left out; unknown ids in it are ignored.",
+)
+
+
 class Recommender(DistributedFitFix, keras.Model):
     """Base of every model: catalogue sizes and the scoring contract."""
 
     input_kind: ClassVar[str] = ""
+    # True when the order of a user's interactions is what the model learns from (train refuses
+    # data whose order means nothing: no timestamps and no dataset.row_order_is_time).
+    learns_from_order: ClassVar[bool] = False
     needs_training: ClassVar[bool] = True
     # Weights that load_tables fills from the data: rebuilt from the new snapshot on warm start.
     data_tables: ClassVar[tuple[str, ...]] = ()
@@ -74,6 +127,19 @@ class Recommender(DistributedFitFix, keras.Model):
 
     def score_all(self, context):
         """Scores of every item for a batch of user contexts: [batch, n_items]."""
+        raise NotImplementedError
+
+    def history_length(self) -> int | None:
+        """How many of a user's latest items `context_from_history` needs: 0 none, None all."""
+        raise NotImplementedError
+
+    def context_from_history(self, history, users):
+        """The context `score_all` takes, from ``history`` int32 [B, H] (item indexes, most recent
+        last, -1 pads; at least the latest `history_length` items) and ``users`` int32 [B] (user
+        indexes, -1 unknown). keras.ops only: evaluation, recommend and every export call it."""
+        raise NotImplementedError
+
+    def export_input(self) -> ExportInput:
         raise NotImplementedError
 
     def training_loss(self) -> keras.losses.Loss:
@@ -121,6 +187,23 @@ class IdRecommender(Recommender):
 
     def training_loss(self) -> keras.losses.Loss:
         return ranking_loss(self.loss_name)
+
+    def history_length(self) -> int | None:
+        return 0
+
+    def context_from_history(self, history, users):
+        return users
+
+    def export_input(self) -> ExportInput:
+        return ExportInput(
+            by_user=True,
+            index_shape=(None,),
+            index_spec="user_index: int32[batch]",
+            index_sample="np.array([0], np.int32)",
+            id_description="string[batch]",
+            card_input="`user_id` (string[batch])",
+            card_note="Items the user has already seen are left out; an unknown user gets the most popular items.",
+        )
 
     def score_pairs(self, users, items):
         """Scores of given items [B, C] for users [B] (the same function training uses)."""
@@ -181,6 +264,7 @@ class SequenceRecommender(Recommender):
     """
 
     input_kind: ClassVar[str] = "sequence"
+    learns_from_order: ClassVar[bool] = True
     training_mode: ClassVar[str] = "seq2seq"
 
     def __init__(
@@ -239,6 +323,24 @@ class SequenceRecommender(Recommender):
             scores = scores + ops.take(bias, items, axis=0)
         return scores
 
+    def history_length(self) -> int | None:
+        return self.max_length
+
+    def context_from_history(self, history, users):
+        """Tokens of the latest `max_length` items (item index + 1; 0 pads on the left)."""
+        tokens = ops.where(history >= 0, history + 1, ops.zeros_like(history))
+        padding = ops.zeros((ops.shape(tokens)[0], self.max_length), dtype=tokens.dtype)
+        tokens = ops.concatenate([padding, tokens], axis=1)[:, -self.max_length :]
+        return {"history": tokens, "user": users}
+
+    def export_input(self) -> ExportInput:
+        return dataclasses.replace(
+            _HISTORY_OF_IDS,
+            index_shape=(None, self.max_length),
+            index_spec=f"history: int32[batch, {self.max_length}] (item indexes, most recent last, left-padded with -1)",
+            index_sample=f"np.full((1, {self.max_length}), -1, np.int32)  # then put item indexes at the end",
+        )
+
     def score_all(self, context):
         state = self.encode(context["history"], context.get("user"), training=False)
         if self.training_mode == "seq2seq":
@@ -262,6 +364,31 @@ class SequenceRecommender(Recommender):
         config = super().get_config()
         config.update(max_length=self.max_length, num_negatives=self.num_negatives, softmax=self.softmax)
         return config
+
+
+class PopularityPrior:
+    """A sequence family's per-item output bias: a trainable `item_bias` on top of a fixed
+    `log_popularity` (log(1 + training count), set by `load_tables` when `popularity_prior`), so
+    training starts from popularity and learns the rest. Row 0 is the padding token. The weights are
+    made on the model itself, so their names and paths are what they always were."""
+
+    data_tables = ("log_popularity",)
+
+    def add_item_bias(self) -> None:
+        self.item_bias = self.add_weight(
+            shape=(self.n_items + 1,), initializer="zeros", trainable=True, name="item_bias"
+        )
+        self.log_popularity = self.add_weight(
+            shape=(self.n_items + 1,), initializer="zeros", trainable=False, name="log_popularity"
+        )
+
+    def load_tables(self, tables):
+        if self.popularity_prior and "item_popularity" in tables:
+            counts = np.asarray(tables["item_popularity"], np.float32)
+            self.log_popularity.assign(np.concatenate([[0.0], np.log1p(counts)]).astype(np.float32))
+
+    def output_bias(self):
+        return self.item_bias + self.log_popularity
 
 
 @keras.saving.register_keras_serializable(package="recctl")
@@ -289,6 +416,21 @@ class UserVectorRecommender(Recommender):
     """
 
     input_kind: ClassVar[str] = "user_vector"
+
+    def history_length(self) -> int | None:
+        return None
+
+    def context_from_history(self, history, users):
+        """The multi-hot vector of every listed item (a scatter: no [B, H, n_items] one-hot)."""
+        batch, width = ops.shape(history)[0], ops.shape(history)[1]
+        columns = ops.where(history >= 0, history, self.n_items)  # padding lands in a column cut off below
+        rows = ops.broadcast_to(ops.expand_dims(ops.arange(batch, dtype=history.dtype), 1), (batch, width))
+        index = ops.reshape(ops.stack([rows, columns], axis=-1), (-1, 2))
+        hot = ops.scatter(index, ops.ones((batch * width,), "float32"), (batch, self.n_items + 1))
+        return {"vector": ops.minimum(hot[:, : self.n_items], 1.0)}
+
+    def export_input(self) -> ExportInput:
+        return _HISTORY_OF_IDS
 
     def score_all(self, context):
         return self(context, training=False)

@@ -28,7 +28,7 @@ from collections.abc import Sequence
 import keras
 from keras import layers, ops
 
-from recctl.models.base import IdAxis, IdRecommender, check_choice, check_positive
+from recctl.models.base import IdAxis, IdRecommender, check_choice, check_positive, check_rate
 
 VARIANTS = ("neumf", "gmf", "mlp")
 
@@ -77,8 +77,7 @@ class NeuMF(IdRecommender):
             )
         for width in hidden_units:
             check_positive("hidden_units[*]", width)
-        if not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
-            raise ValueError(f"dropout should be in [0, 1). Received: dropout={dropout!r}")
+        check_rate("dropout", dropout)
         check_choice("variant", variant, VARIANTS)
         check_positive("init_std", init_std)
         check_positive("l2", l2, allow_zero=True)

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 import keras
 from keras import layers, ops
 
-from recctl.models.base import IdAxis, IdRecommender, check_choice, check_positive
+from recctl.models.base import IdAxis, IdRecommender, check_choice, check_positive, check_rate
 
 
 @keras.saving.register_keras_serializable(package="recctl")
@@ -78,8 +78,7 @@ class WideDeep(IdRecommender):
             raise ValueError("hidden_units should list at least one layer width. Received: hidden_units=[]")
         for width in hidden_units:
             check_positive("hidden_units[*]", width)
-        if not 0 <= dropout < 1:
-            raise ValueError(f"dropout should be in [0, 1). Received: dropout={dropout!r}")
+        check_rate("dropout", dropout)
         self.user_categorical = [int(v) for v in user_categorical]
         self.item_categorical = [int(v) for v in item_categorical]
         self.user_numeric = int(user_numeric)

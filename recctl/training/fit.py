@@ -1,4 +1,4 @@
-"""Fit a model on a snapshot: compile, input pipeline, callbacks, timing. Returns the fitted model."""
+"""Fit a model on a snapshot, as a train plan says: compile, input pipeline, callbacks, timing."""
 
 from __future__ import annotations
 
@@ -10,18 +10,12 @@ import keras
 import tensorflow as tf
 
 from recctl import console
-from recctl.data.pipelines import (
-    EpochClock,
-    id_training_dataset,
-    labeled_pairs_dataset,
-    sequence_training_dataset,
-    user_vector_training_dataset,
-)
+from recctl.data.pipelines import EpochClock, training_dataset
 from recctl.data.snapshot import Snapshot
 from recctl.errors import ConfigError, RecctlError
-from recctl.evaluation.pointwise import pointwise_metrics, probability_function
-from recctl.evaluation.ranking import evaluate_split
-from recctl.evaluation.report import score_function
+from recctl.evaluation.tasks import task_of
+from recctl.plan import TrainPlan
+from recctl.runs import RunFolder
 from recctl.training import checkpoints
 from recctl.training.callbacks import AdvanceClock, EpochCheckpoint, EpochLines, NanGuard, RankingValidation
 from recctl.training.factory import build_model, build_optimizer
@@ -48,22 +42,22 @@ def seed_everything(seed: int, deterministic: bool) -> None:
 
 
 def fit(
-    cfg,
-    trainer,
+    plan: TrainPlan,
     snapshot: Snapshot,
-    run_dir: Path,
+    folder: RunFolder,
     placement: Placement,
     extra_callbacks=(),
     resume_from: Path | None = None,
     init_from: Path | None = None,
 ) -> FitResult:
-    """Train under `placement.strategy`; `run_dir` receives history, TensorBoard and checkpoints
+    """Train under `placement.strategy`; `folder` receives history, TensorBoard and checkpoints
     (a scratch folder on multi_worker's non-chief workers).
 
     `resume_from`: a checkpoint folder of this run to continue from (training/checkpoints.py).
     `init_from`: a completed run whose weights start this one (training/warm_start.py).
     """
-    seed_everything(int(cfg.seed), trainer.deterministic)
+    trainer = plan.trainer
+    seed_everything(plan.seed, trainer.deterministic)
     strategy = placement.strategy
     replicas = placement.replicas
     batch_size = int(trainer.batch_size)
@@ -75,12 +69,12 @@ def fit(
         console.info(
             f"batch: {batch_size} global = {batch_size // replicas} per replica x {replicas} replicas"
         )
-    set_precision(cfg.strategy.get("mixed_precision"))
+    set_precision(plan.strategy.mixed_precision)
     with strategy.scope():
-        model = build_model(cfg.model, snapshot)
+        model = build_model(plan.model, snapshot)
         if not model.needs_training:
             return FitResult(model=model)
-        optimizer = build_optimizer(cfg.optimizer)
+        optimizer = build_optimizer(plan.optimizer)
         jit = _jit(trainer, model, placement)
         model.compile(
             optimizer=optimizer,
@@ -96,26 +90,11 @@ def fit(
         state = checkpoints.restore(resume_from, model) if resume_from is not None else {}
     start_epoch = int(state.get("epoch", 0))
     clock = EpochClock(start_epoch)
-    dataset = _training_data(model, snapshot, trainer, int(cfg.seed), replicas, clock)
+    dataset = training_dataset(model, snapshot, batch_size, plan.seed, replicas, clock)
 
-    if model_task(model) == "ctr":  # labelled rows: validate on AUC
-        monitor = "auc"
-        prob_fn = probability_function(model)
-
-        def validate():
-            return pointwise_metrics(prob_fn, snapshot, "valid")
-    else:
-        monitor = trainer.monitor
-        k = int(monitor.split("@")[1])
-        name = monitor.split("@")[0]
-        score_fn = score_function(model, snapshot, "valid")
-        batch = model.scoring_batch_size(int(cfg.evaluation.batch_size))
-
-        def validate():
-            return evaluate_split(
-                score_fn, snapshot, "valid", [k], sorted({name, "ndcg", "hr"}), batch, with_auc=False
-            )
-
+    task = task_of(model)
+    monitor = task.monitor(trainer.monitor)
+    validate = task.validator(model, snapshot, monitor, int(plan.evaluation.batch_size))
     if placement.multi_worker:  # every worker must take the same early-stopping decision
         validate = _agreed(validate, strategy)
     validation = RankingValidation(
@@ -130,18 +109,18 @@ def fit(
     )
     if resume_from is not None:
         validation.restore(state.get("validation") or {}, state.get("best_weights"), model.get_weights())
-        _truncate_history(run_dir / "history.csv", start_epoch)
+        _truncate_history(folder.history, start_epoch)
     nan_guard = NanGuard()
     callbacks: list[keras.callbacks.Callback] = [
         AdvanceClock(clock),
         nan_guard,
         validation,
-        keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=resume_from is not None),
+        keras.callbacks.CSVLogger(str(folder.history), append=resume_from is not None),
     ]
-    if cfg.logger.get("name") == "tensorboard":
-        callbacks.append(keras.callbacks.TensorBoard(log_dir=str(run_dir / "tensorboard"), write_graph=False))
+    if plan.logger.get("name") == "tensorboard":
+        callbacks.append(keras.callbacks.TensorBoard(log_dir=str(folder.tensorboard), write_graph=False))
     if trainer.checkpoint:
-        callbacks.append(EpochCheckpoint(run_dir / "checkpoints", validation, state.get("fit_seconds", 0.0)))
+        callbacks.append(EpochCheckpoint(folder.checkpoints, validation, state.get("fit_seconds", 0.0)))
     verbose = _verbosity(trainer.verbose)
     if verbose == 0 and trainer.verbose != "quiet":
         callbacks.append(EpochLines(int(trainer.epochs)))
@@ -179,7 +158,7 @@ def fit(
         )
     logged = {k: [float(v) for v in vals] for k, vals in history.history.items()}
     if resume_from is not None:  # the epochs before the kill come from history.csv
-        logged = _read_history(run_dir / "history.csv") or logged
+        logged = _read_history(folder.history) or logged
     epochs = len(logged.get("loss", []))
     return FitResult(
         model=model,
@@ -232,73 +211,13 @@ def _agreed(validate, strategy):
     return agreed
 
 
-def model_task(model) -> str:
-    return getattr(model, "task", "ranking")
-
-
 def _jit(trainer, model, placement: Placement) -> bool:
     """XLA: the family's measured preference under `auto`; off where it cannot run."""
     if trainer.jit_compile in (True, False):
         return trainer.jit_compile
-    if placement.name in ("mirrored", "multi_worker") or trainer.deterministic:
+    if placement.replicated or trainer.deterministic:
         return False  # XLA cannot span replicas' devices; Keras turns it off under op determinism
     return model.jit_compile_default
-
-
-def _training_data(
-    model, snapshot: Snapshot, trainer, seed: int, replicas: int = 1, clock: EpochClock | None = None
-) -> tf.data.Dataset:
-    if model_task(model) == "ctr":
-        if not snapshot.has_labels:
-            raise ConfigError(
-                "model.task=ctr needs labelled rows: set dataset.label_threshold (e.g. 4; lower ratings become "
-                "negatives) and usually dataset.split=random, or use experiment=ml100k_ctr"
-            )
-        users, items = snapshot.pairs("train")
-        return labeled_pairs_dataset(
-            users, items, snapshot.labels("train"), int(trainer.batch_size), seed, clock
-        )
-    if model.input_kind == "id":
-        users, items = snapshot.pairs("train")
-        if len(users) == 0:
-            raise RecctlError("the training split is empty")
-        return id_training_dataset(
-            users,
-            items,
-            snapshot.n_items,
-            int(trainer.batch_size),
-            model.num_negatives,
-            seed,
-            clock,
-            shared_negatives=getattr(model, "shared_negatives", False),
-        )
-    if model.input_kind == "sequence":
-        try:
-            return sequence_training_dataset(
-                snapshot,
-                model.training_mode,
-                model.max_length,
-                int(trainer.batch_size),
-                model.num_negatives,
-                seed,
-                clock,
-                full_softmax=model.full_softmax,
-            )
-        except ValueError as exc:
-            raise RecctlError(str(exc)) from None
-    if model.input_kind == "user_vector":
-        batch_size = int(trainer.batch_size)
-        micro = int(getattr(model, "micro_batch_size", 0) or 0)
-        if replicas > 1 and micro:
-            # Over replicas the model cannot loop over micro-batches inside one step (the optimizer's
-            # cross-replica sync cannot sit in a loop), so the pipeline yields them: same updates.
-            if micro % replicas:
-                raise ConfigError(
-                    f"model.micro_batch_size={micro} is global and must split evenly over {replicas} replicas"
-                )
-            batch_size = micro
-        return user_vector_training_dataset(snapshot, batch_size, seed, clock)
-    raise ConfigError(f"no input pipeline for input kind {model.input_kind!r}")
 
 
 def _verbosity(setting: str) -> int:

@@ -13,8 +13,7 @@ from pathlib import Path
 import keras
 
 from recctl.errors import ConfigError
-
-_FILES = ("config.yaml", "metrics.json", "history.csv", "curves.png", "manifest.json")
+from recctl.runs import RunFolder
 
 
 def check_available() -> None:
@@ -30,6 +29,21 @@ def tracking_uri(settings, output_dir: Path) -> str:
     folder = (output_dir / "mlflow").resolve()
     folder.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{folder / 'mlflow.db'}"
+
+
+def start_tracking(plan, folder: RunFolder, snapshot) -> MlflowRun | None:
+    """logger=mlflow: an MLflow run mirroring this one (None for the other loggers)."""
+    if plan.logger.get("name") != "mlflow":
+        return None
+    run_dir = folder.path
+    tags = {
+        "recctl.run_dir": str(run_dir.resolve()),
+        "recctl.model": plan.model_name,
+        "recctl.fingerprint": snapshot.fingerprint,
+    }
+    if run_dir.parent.parent.name == "sweeps":
+        tags["recctl.sweep"] = str(run_dir.parent.resolve())
+    return MlflowRun(plan.logger, Path(plan.paths.output_dir), run_dir, flat_params(plan.config), tags)
 
 
 class MlflowRun:
@@ -75,8 +89,8 @@ class MlflowRun:
                 for name, value in (values or {}).items():
                     if _number(value):
                         mlflow.log_metric(f"pop_{split}_{name}".replace("@", "_at_"), float(value))
-        for name in _FILES:
-            path = self.run_dir / name
+        folder = RunFolder(self.run_dir)
+        for path in (folder.config, folder.metrics, folder.history, folder.curves, folder.manifest):
             if path.is_file():
                 mlflow.log_artifact(str(path))
         mlflow.end_run(status=status)

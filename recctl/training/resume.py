@@ -16,8 +16,9 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from recctl import console
-from recctl.artifacts import MANIFEST, discard_job_folder, now_iso, read_json, read_manifest, update_manifest
+from recctl.artifacts import MANIFEST, discard_job_folder, read_json
 from recctl.errors import ConfigError, RunNotFoundError
+from recctl.runs import RunFolder, run_manifests
 from recctl.training import checkpoints
 
 RESUMABLE = ("running", "interrupted", "failed")
@@ -33,22 +34,14 @@ class Resumed:
 
     def start(self, snapshot, command: str) -> None:
         """Mark the run running again, after checking its data did not change under it."""
-        manifest = read_manifest(self.run_dir)
+        folder = RunFolder(self.run_dir)
+        manifest = folder.read_manifest()
         if manifest.get("fingerprint") not in (None, snapshot.fingerprint):
             raise ConfigError(
                 f"resume={self.run_dir}: its data changed (snapshot {snapshot.fingerprint}, the run was "
                 f"trained on {manifest['fingerprint']}); train a new run instead"
             )
-        history = list(manifest.get("resumed") or [])
-        history.append({"at": now_iso(), "from_epoch": self.epoch, "command": command})
-        update_manifest(
-            self.run_dir,
-            status="running",
-            resumed=history,
-            pid=os.getpid(),
-            host=socket.gethostname(),
-            error=None,
-        )
+        folder.restart(self.epoch, command)
         console.info(f"resuming {self.run_dir} after epoch {self.epoch} ({self.checkpoint.name})")
 
 
@@ -61,7 +54,8 @@ def resumable_run(cfg, hydra_cfg) -> Resumed:
         )
     output_dir = Path(str(cfg.paths.output_dir))
     run_dir = _latest_resumable(output_dir) if spec == "latest" else Path(spec)
-    manifest = read_manifest(run_dir) if run_dir.is_dir() else {}
+    folder = RunFolder(run_dir)
+    manifest = folder.read_manifest() if run_dir.is_dir() else {}
     if not manifest:
         raise RunNotFoundError(f"resume={spec}: not a recctl run folder (no {MANIFEST})")
     status = manifest.get("status")
@@ -71,15 +65,14 @@ def resumable_run(cfg, hydra_cfg) -> Resumed:
         raise RunNotFoundError(f"resume={spec}: the run's status is {status!r}, not one that can resume")
     if status == "running" and _alive(manifest):
         raise ConfigError(f"resume={spec}: that run is still running (pid {manifest.get('pid')})")
-    checkpoint = checkpoints.latest(run_dir / "checkpoints")
+    checkpoint = checkpoints.latest(folder.checkpoints)
     if checkpoint is None:
         raise RunNotFoundError(
             f"resume={spec}: the run has no checkpoint (it stopped before its first epoch ended); train again"
         )
-    saved = run_dir / "config.yaml"
-    if not saved.is_file():
-        raise RunNotFoundError(f"resume={spec}: the run has no config.yaml")
-    run_cfg = upgrade_saved_config(OmegaConf.load(saved))
+    if not folder.config.is_file():
+        raise RunNotFoundError(f"resume={spec}: the run has no {folder.config.name}")
+    run_cfg = upgrade_saved_config(OmegaConf.load(folder.config))
     run_cfg.resume = None
     run_cfg.init_from = None  # the checkpoint already holds the warm-started weights
     _drop_own_folder(Path(hydra_cfg.runtime.output_dir), run_dir)
@@ -99,19 +92,13 @@ def upgrade_saved_config(run_cfg):
 
 def _latest_resumable(output_dir: Path) -> Path:
     """The most recently started run that did not complete and has a checkpoint."""
-    found = []
-    for path in list(output_dir.glob(f"runs/*/{MANIFEST}")) + list(output_dir.glob(f"sweeps/*/*/{MANIFEST}")):
-        try:
-            manifest = read_json(path)
-        except (OSError, ValueError):
-            continue
-        if (
-            manifest.get("kind") == "run"
-            and manifest.get("status") in RESUMABLE
-            and not (manifest.get("status") == "running" and _alive(manifest))
-            and checkpoints.latest(path.parent / "checkpoints") is not None
-        ):
-            found.append((manifest.get("started_at", ""), path.parent))
+    found = [
+        (manifest.get("started_at", ""), folder)
+        for folder, manifest in run_manifests(output_dir)
+        if manifest.get("status") in RESUMABLE
+        and not (manifest.get("status") == "running" and _alive(manifest))
+        and checkpoints.latest(RunFolder(folder).checkpoints) is not None
+    ]
     if not found:
         raise RunNotFoundError(f"resume=latest: no interrupted run with a checkpoint under {output_dir}/")
     return max(found)[1]

@@ -20,16 +20,27 @@ import numpy as np
 import pandas as pd
 from omegaconf import OmegaConf
 
-from recctl.artifacts import read_manifest
+from recctl.artifacts import MANIFEST, read_manifest
 from recctl.data.snapshot import Snapshot
 from recctl.errors import ConfigError
 from recctl.models.base import IdAxis
+from recctl.runs import RunFolder, resolve_run
 from recctl.training.resume import upgrade_saved_config
+
+
+def warm_start_run(spec, output_dir: Path, model_cfg) -> Path | None:
+    """`init_from=RUN|latest`: a completed run with the same model config (checked before any data
+    is read); None without init_from."""
+    if spec is None:
+        return None
+    run = resolve_run(str(spec), output_dir)
+    check_same_model(run, model_cfg)
+    return run
 
 
 def check_same_model(run_dir: Path, model_cfg) -> None:
     """The run's model config (its config.yaml) must equal this one: weights only fit their model."""
-    saved = upgrade_saved_config(OmegaConf.load(Path(run_dir) / "config.yaml")).get("model")
+    saved = upgrade_saved_config(OmegaConf.load(RunFolder(Path(run_dir)).config)).get("model")
     ours = OmegaConf.to_container(model_cfg, resolve=True)
     theirs = OmegaConf.to_container(saved, resolve=True) if saved is not None else {}
     for key in sorted(set(ours) | set(theirs)):
@@ -43,7 +54,7 @@ def check_same_model(run_dir: Path, model_cfg) -> None:
 def previous_snapshot(run_dir: Path) -> Snapshot:
     manifest = read_manifest(run_dir)
     path = Path(manifest.get("snapshot") or "")
-    if not (path / "manifest.json").is_file():
+    if not (path / MANIFEST).is_file():
         raise ConfigError(
             f"init_from={run_dir}: its data snapshot {path} is gone, so its ids cannot be matched "
             "(run `recctl prepare` with that run's dataset config to rebuild it)"
@@ -71,7 +82,7 @@ def carry_over(model, run_dir: Path, snapshot: Snapshot) -> dict:
     import recctl.models.registry  # noqa: F401  (registers the classes for safe-mode loading)
 
     old_snapshot = previous_snapshot(run_dir)
-    old_model = keras.saving.load_model(Path(run_dir) / "model.keras", safe_mode=True, compile=False)
+    old_model = keras.saving.load_model(RunFolder(Path(run_dir)).model, safe_mode=True, compile=False)
     axes = model.id_axes()
     new_weights, old_weights = model.weights, old_model.weights
     if len(new_weights) != len(old_weights):
@@ -103,6 +114,15 @@ def carry_over(model, run_dir: Path, snapshot: Snapshot) -> dict:
         report["remapped"] += 1
     report["ids"] = {space: {k: v for k, v in c.items() if k != "positions"} for space, c in spaces.items()}
     return report
+
+
+def describe(report: dict) -> str:
+    """The line train prints about what `carry_over` did."""
+    ids = ", ".join(
+        f"{space}: {c['kept']} kept, {c['new']} new, {c['dropped']} dropped"
+        for space, c in report["ids"].items()
+    )
+    return f"warm start from {report['run']}: {report['remapped']} id-indexed weights remapped ({ids}), {report['copied']} copied"
 
 
 def _key(path: str, model_name: str) -> str:

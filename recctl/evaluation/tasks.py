@@ -1,0 +1,119 @@
+"""What a model's task decides: which labels it trains on, the figure watched at validation, how a
+split is evaluated, and which baseline stands beside it. One table (`TASKS`) keyed by the model's
+`task` attribute, so a task of its own (rating regression, issue #16) is one entry here, not a
+switch in the pipelines, fit, train and evaluate.
+
+- ranking (implicit feedback): trained on positives with sampled negatives; full ranking over the
+  catalogue, history masked; pop beside it.
+- ctr (labelled rows): trained on the 0/1 labels; AUC and logloss of predicted probabilities; pop's
+  counts as the score.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from recctl.config import CTR_NEEDS_LABELS
+from recctl.data.snapshot import Snapshot
+from recctl.errors import ConfigError
+
+Metrics = dict[str, float]
+
+
+def task_of(model) -> RankingTask | ClickTask:
+    return TASKS[getattr(model, "task", "ranking")]
+
+
+def ranking_protocol(snapshot: Snapshot) -> str:
+    """The protocol line before a model is known (prepare, a run that has not built its model yet)."""
+    return TASKS["ranking"].protocol(snapshot)
+
+
+class RankingTask:
+    name = "ranking"
+
+    def training_labels(self, snapshot: Snapshot):
+        return None  # implicit feedback: positives, with negatives sampled by the pipeline
+
+    def protocol(self, snapshot: Snapshot) -> str:
+        return (
+            f"{snapshot.split_description()}; full ranking over all {snapshot.n_items} items; "
+            "masked: train items at valid, train+valid items at test"
+        )
+
+    def monitor(self, configured: str) -> str:
+        return configured  # trainer.monitor, a ranking metric at a cut-off (ndcg@10)
+
+    def validator(self, model, snapshot: Snapshot, monitor: str, batch_size: int) -> Callable[[], Metrics]:
+        """The per-epoch validation: only the monitored metric (and ndcg/hr) at its cut-off, no AUC."""
+        from recctl.evaluation.ranking import evaluate_split
+        from recctl.evaluation.report import score_function
+
+        name, k = monitor.split("@")
+        score_fn = score_function(model, snapshot, "valid")
+        batch = model.scoring_batch_size(batch_size)
+        return lambda: evaluate_split(
+            score_fn, snapshot, "valid", [int(k)], sorted({name, "ndcg", "hr"}), batch, with_auc=False
+        )
+
+    def evaluate(self, model, snapshot: Snapshot, settings, seed: int, split: str) -> Metrics:
+        from recctl.evaluation.pointwise import probability_function
+        from recctl.evaluation.ranking import evaluate_split, pointwise_logloss
+        from recctl.evaluation.report import score_function
+
+        ks, names = [int(k) for k in settings.ks], [str(n) for n in settings.metrics]
+        batch = model.scoring_batch_size(int(settings.batch_size))
+        metrics = evaluate_split(score_function(model, snapshot, split), snapshot, split, ks, names, batch)
+        if model.emits_probabilities:
+            negatives = settings.logloss_negatives or getattr(model, "num_negatives", 1)
+            metrics["logloss"] = pointwise_logloss(
+                probability_function(model), snapshot, split, int(negatives), seed
+            )
+        return metrics
+
+    def baseline(self, snapshot: Snapshot, settings, split: str) -> Metrics:
+        from recctl.evaluation.ranking import evaluate_split
+        from recctl.evaluation.report import popularity_score_function
+
+        ks, names = [int(k) for k in settings.ks], [str(n) for n in settings.metrics]
+        return evaluate_split(
+            popularity_score_function(snapshot), snapshot, split, ks, names, int(settings.batch_size)
+        )
+
+
+class ClickTask:
+    name = "ctr"
+
+    def training_labels(self, snapshot: Snapshot):
+        """The training rows' 0/1 labels (dataset.label_threshold made them)."""
+        if not snapshot.has_labels:
+            raise ConfigError(CTR_NEEDS_LABELS)
+        return snapshot.labels("train")
+
+    def protocol(self, snapshot: Snapshot) -> str:
+        return (
+            f"CTR: label = rating >= {snapshot.stats.get('label_threshold')} (lower ratings kept as "
+            f"negatives), {snapshot.stats['split']} split; AUC and logloss over the split's labelled rows"
+        )
+
+    def monitor(self, configured: str) -> str:
+        return "auc"  # labelled rows: validated on AUC whatever trainer.monitor says
+
+    def validator(self, model, snapshot: Snapshot, monitor: str, batch_size: int) -> Callable[[], Metrics]:
+        from recctl.evaluation.pointwise import pointwise_metrics, probability_function
+
+        prob_fn = probability_function(model)
+        return lambda: pointwise_metrics(prob_fn, snapshot, "valid")
+
+    def evaluate(self, model, snapshot: Snapshot, settings, seed: int, split: str) -> Metrics:
+        from recctl.evaluation.pointwise import pointwise_metrics, probability_function
+
+        return pointwise_metrics(probability_function(model), snapshot, split)
+
+    def baseline(self, snapshot: Snapshot, settings, split: str) -> Metrics:
+        from recctl.evaluation.pointwise import popularity_pointwise
+
+        return popularity_pointwise(snapshot, split)
+
+
+TASKS = {"ranking": RankingTask(), "ctr": ClickTask()}
