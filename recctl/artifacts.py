@@ -48,6 +48,18 @@ def atomic_write_text(path: Path, text: str) -> None:
             tmp.unlink()
 
 
+def atomic_write_parquet(path: Path, frame) -> None:
+    """A pandas DataFrame as Parquet, written beside `path` and renamed into place."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        frame.to_parquet(tmp, index=False)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
 def atomic_write_json(path: Path, obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
 

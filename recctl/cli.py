@@ -30,7 +30,8 @@ _state = {"json": False}
 _SUMMARIES = {
     "prepare": "Prepare a dataset snapshot (content-addressed, under data/processed/).",
     "train": "Train a model: prepares the data if needed, validates each epoch, tests at the end.",
-    "evaluate": "Full-ranking metrics of a run beside the popularity baseline; optional quality gate.",
+    "evaluate": "Full-ranking metrics of a run beside its baselines, with 95% intervals; optional quality gate.",
+    "compare": "Is run= better or worse than base= on the same split? Paired differences, intervals, p-values.",
     "export": "Export a run for serving: outputs/exports/<name>/<N>/ (TensorFlow Serving layout).",
     "recommend": "Top-K items for a user (or users_file=PATH) from a run or an export.",
     "report": "Rewrite a sweep's leaderboard (CSV, Markdown, PNG) from its job folders.",
@@ -44,6 +45,7 @@ _EXAMPLES = {
         "recctl train init_from=latest dataset.path=...  (start from a run's weights, id by id)",
     ),
     "evaluate": "recctl evaluate run=latest gate.metric=ndcg@10 gate.min_lift=1.5",
+    "compare": "recctl compare run=latest base=outputs/runs/RUN gate.metric=ndcg@10",
     "export": "recctl export run=latest export.k=20",
     "recommend": "recctl recommend run=latest user=196 k=10",
     "report": "recctl report sweep=latest",

@@ -20,6 +20,7 @@ COMMAND_GROUPS: dict[str, tuple[str, ...]] = {
         "hparams_search",
     ),
     "evaluate": ("evaluation",),
+    "compare": (),
     "export": ("export",),
     "recommend": (),
     "report": (),

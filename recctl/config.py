@@ -78,6 +78,9 @@ class DatasetConfig:
     min_user_interactions: int = 0  # iterative k-core; 0 = off
     min_item_interactions: int = 0
     split: str = "loo"  # loo | temporal | random
+    # Rows of one user with the same timestamp, in time order: "row" (the file's order) or "hash" (a
+    # hash of the user and item ids: independent of the file's row order and of item ids).
+    ties: str = "row"
     split_ratio: list[float] = field(default_factory=lambda: [0.8, 0.1, 0.1])
     # No timestamp column, but the file's rows are in time order: sequence models may use that order.
     row_order_is_time: bool = False
@@ -111,13 +114,22 @@ class TrainerConfig:
 
 
 @dataclass
+class SampledCandidates:
+    negatives: int = 100
+    by: str = "uniform"  # uniform | popularity
+
+
+@dataclass
 class EvaluationConfig:
     ks: list[int] = field(default_factory=lambda: [5, 10, 20])
     metrics: list[str] = field(
         default_factory=lambda: ["hr", "ndcg", "recall", "mrr", "precision", "map", "coverage"]
     )
     batch_size: int = 512
-    baseline: bool = True
+    baselines: list[str] = field(default_factory=lambda: ["pop"])  # evaluation/baselines.py
+    bootstrap: int = 1000  # resamples for 95% intervals over users; 0 turns them off
+    candidates: str = "full"  # full | sampled (paper comparability only: docs/evaluation.md)
+    sampled: SampledCandidates = field(default_factory=SampledCandidates)
     logloss_negatives: int | None = None  # null: the model's own num_negatives (its training ratio)
 
 
@@ -127,6 +139,13 @@ class GateConfig:
     split: str = "test"
     min: float | None = None
     min_lift: float | None = None
+    baseline: str = "pop"  # which of evaluation.baselines gate.min_lift is measured against
+
+
+@dataclass
+class CompareGateConfig:
+    metric: str | None = None  # e.g. ndcg@10: exit 3 when run is significantly worse than base
+    split: str = "test"
 
 
 @dataclass
@@ -162,6 +181,7 @@ _cs.store(group="export", name="schema", node=ExportConfig)
 
 SOURCES = sources.NAMES  # the dataset.source values: the registry's names
 SPLITS = ("loo", "temporal", "random")
+TIES = ("row", "hash")
 DUPLICATES = ("keep_first", "keep_last", "keep_all", "error")
 
 
@@ -179,6 +199,7 @@ def validate_dataset(d: Any) -> None:
         d.duplicates in DUPLICATES,
         f"dataset.duplicates must be one of {', '.join(DUPLICATES)}. Received: {d.duplicates!r}",
     )
+    _check(d.ties in TIES, f"dataset.ties must be one of {', '.join(TIES)}. Received: {d.ties!r}")
     _check(
         d.format in ("auto", "csv", "parquet"),
         f"dataset.format must be auto, csv or parquet. Received: {d.format!r}",
@@ -282,10 +303,29 @@ def checked_trainer(cfg: Any) -> TrainerConfig:
     return t
 
 
+# Keys that were replaced: a command line that still sets one gets a line naming the new key (and
+# exit 2) before composition, which would only say the key is unknown.
+RETIRED_KEYS = {
+    "evaluation.baseline": "evaluation.baseline was replaced by evaluation.baselines, a list: [pop] "
+    "(the default), e.g. evaluation.baselines=[pop,ease], or [] for none",
+}
+
+
+def retired_key_error(overrides: list[str]) -> str | None:
+    """The message for the first override that sets a retired key (`key=`, `+key=`, `++key=`)."""
+    for override in overrides:
+        key = override.lstrip("+~").split("=", 1)[0]
+        if key in RETIRED_KEYS:
+            return RETIRED_KEYS[key]
+    return None
+
+
 def checked_evaluation(cfg: Any) -> EvaluationConfig:
     from recctl.evaluation.metrics import NAMES
 
-    e = merge_section(EvaluationConfig, cfg.get("evaluation"), "evaluation")
+    section = cfg.get("evaluation")
+    _check(section is None or "baseline" not in section, RETIRED_KEYS["evaluation.baseline"])
+    e = merge_section(EvaluationConfig, section, "evaluation")
     _check(
         len(e.ks) > 0 and all(k >= 1 for k in e.ks),
         f"evaluation.ks must be positive cut-offs. Received: {list(e.ks)}",
@@ -297,7 +337,40 @@ def checked_evaluation(cfg: Any) -> EvaluationConfig:
         e.logloss_negatives is None or e.logloss_negatives >= 1,
         f"evaluation.logloss_negatives must be >= 1 (or null). Received: {e.logloss_negatives}",
     )
+    _check(
+        _whole_number(e.bootstrap, 0),
+        f"evaluation.bootstrap must be a whole number >= 0 (0: no intervals). Received: {e.bootstrap}",
+    )
+    _check(
+        e.candidates in ("full", "sampled"),
+        f"evaluation.candidates must be full or sampled. Received: {e.candidates!r}",
+    )
+    _check(
+        _whole_number(e.sampled.negatives, 1),
+        f"evaluation.sampled.negatives must be a whole number >= 1. Received: {e.sampled.negatives}",
+    )
+    _check(
+        e.sampled.by in ("uniform", "popularity"),
+        f"evaluation.sampled.by must be uniform or popularity. Received: {e.sampled.by!r}",
+    )
+    from recctl.evaluation.baselines import NAMES as BASELINES
+
+    unknown = [b for b in e.baselines if b not in BASELINES]
+    _check(not unknown, f"evaluation.baselines: unknown {unknown}; known: {', '.join(BASELINES)}")
+    _check(
+        len(set(e.baselines)) == len(e.baselines),
+        f"evaluation.baselines lists a baseline twice: {list(e.baselines)}",
+    )
     return e
+
+
+def check_gate_baseline(gate: GateConfig, evaluation: EvaluationConfig) -> None:
+    """gate.min_lift is measured against gate.baseline, which must be one the evaluation computes."""
+    _check(
+        gate.min_lift is None or gate.baseline in evaluation.baselines,
+        f"gate.min_lift is measured against gate.baseline={gate.baseline}, which is not in "
+        f"evaluation.baselines={list(evaluation.baselines)}: add it there or choose another gate.baseline",
+    )
 
 
 STRATEGIES = strategies.NAMES  # the strategy.name values: the registry's names
@@ -361,6 +434,21 @@ def checked_gate(cfg: Any) -> GateConfig:
     return g
 
 
+def checked_compare_gate(cfg: Any) -> CompareGateConfig:
+    g = merge_section(CompareGateConfig, cfg.get("gate") or None, "gate")
+    _check(g.split in ("valid", "test"), f"gate.split must be valid or test. Received: {g.split!r}")
+    return g
+
+
+def checked_base_run(cfg: Any) -> str:
+    base = cfg.get("base")
+    _check(
+        base not in (None, ""),
+        "compare needs base=RUN (a run folder, or latest): the run that `run=` is compared against",
+    )
+    return str(base)
+
+
 def _either(names: tuple[str, ...]) -> str:
     """('a', 'b', 'c') -> 'a, b or c'."""
     return f"{', '.join(names[:-1])} or {names[-1]}" if len(names) > 1 else "".join(names)
@@ -409,6 +497,18 @@ def check_sequence_order(model_cls: type, d: Any) -> None:
             "(dataset.columns.timestamp=null): map one, or set dataset.row_order_is_time=true if the "
             "file's rows are in time order"
         )
+
+
+def check_fitted_without_epochs(model_cls: type, resuming: bool, init_from: Any) -> None:
+    """resume= and init_from= continue or start epochs: a family fitted without any refuses them."""
+    if model_cls.needs_training:
+        return
+    asked = "resume=" if resuming else ("init_from=" if init_from is not None else None)
+    _check(
+        asked is None,
+        f"{asked} does not apply to {model_cls.__name__}: it is fitted from the data without epochs, "
+        "so train it again (no checkpoint or warm start is needed)",
+    )
 
 
 CTR_NEEDS_LABELS = (

@@ -35,6 +35,16 @@ class EvaluatePlan:
 
 
 @dataclass(frozen=True)
+class ComparePlan:
+    run: str
+    base: str
+    resamples: int  # evaluation.bootstrap
+    gate: config.CompareGateConfig
+    paths: Paths
+    seed: int
+
+
+@dataclass(frozen=True)
 class ExportPlan:
     export: ExportConfig
     paths: Paths
@@ -76,7 +86,20 @@ def prepare_plan(cfg) -> PreparePlan:
 def evaluate_plan(cfg) -> EvaluatePlan:
     evaluation = config.checked_evaluation(cfg)
     gate = config.checked_gate(cfg)
+    config.check_gate_baseline(gate, evaluation)
     return EvaluatePlan(evaluation, gate, config.checked_paths(cfg))
+
+
+def compare_plan(cfg) -> ComparePlan:
+    evaluation = config.checked_evaluation(cfg)
+    return ComparePlan(
+        run=str(cfg.get("run") or "latest"),
+        base=config.checked_base_run(cfg),
+        resamples=max(int(evaluation.bootstrap), 1),
+        gate=config.checked_compare_gate(cfg),
+        paths=config.checked_paths(cfg),
+        seed=config.checked_seed(cfg),
+    )
 
 
 def export_plan(cfg) -> ExportPlan:
@@ -100,12 +123,17 @@ def train_plan(cfg, hydra_cfg) -> TrainPlan:
     seed = config.checked_seed(cfg)
     paths = config.checked_paths(cfg)
     gate = config.checked_gate(cfg)
+    config.check_gate_baseline(gate, evaluation)
+    from recctl.evaluation.baselines import check_baselines
     from recctl.training.factory import check_optimizer, model_class
+
+    check_baselines(evaluation.baselines, cfg.model.get("task") or "ranking")
     from recctl.training.warm_start import warm_start_run
 
+    model_cls = model_class(cfg.model)
+    config.check_fitted_without_epochs(model_cls, resume is not None, cfg.get("init_from"))
     init_from = warm_start_run(cfg.get("init_from"), Path(paths.output_dir), cfg.model)
     dataset = config.checked_dataset(cfg.dataset)
-    model_cls = model_class(cfg.model)
     config.check_sequence_order(model_cls, dataset)
     check_optimizer(cfg.optimizer)
     if cfg.logger.get("name") == "mlflow":

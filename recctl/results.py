@@ -28,6 +28,7 @@ def new_result(command: str) -> dict[str, Any]:
         "model": None,
         "metrics": {"valid": None, "test": None},
         "baseline": {"pop": {"valid": None, "test": None}},
+        "intervals": None,
         "protocol": None,
         "seconds": {"total": None, "fit": None, "per_epoch": None, "epochs": None},
         "error": None,

@@ -42,6 +42,16 @@ class _Outcomes:
         self.multirun = False
 
 
+def _usage_error(name: str, message: str, json_output: bool, code: int = EXIT_USAGE) -> int:
+    """A command refused before any job ran: one line, and the failed result under --json."""
+    console.error(message)
+    if json_output:
+        from recctl.results import new_result
+
+        console.emit_json({**new_result(name), "status": "failed", "error": message})
+    return code
+
+
 def run_command(name: str, args: list[str], json_output: bool = False) -> int:
     console.set_json_mode(json_output)
     os.environ["HYDRA_FULL_ERROR"] = "1"  # let composition errors reach us, so we print one line
@@ -53,6 +63,9 @@ def run_command(name: str, args: list[str], json_output: bool = False) -> int:
     import recctl.config  # noqa: F401  (registers the structured-config schemas)
     from recctl.confdir import conf_dir
 
+    retired = recctl.config.retired_key_error(args)
+    if retired is not None:
+        return _usage_error(name, retired, json_output)
     outcomes = _Outcomes()
 
     @hydra.main(config_path=str(conf_dir()), config_name=name, version_base="1.3")
@@ -79,13 +92,7 @@ def run_command(name: str, args: list[str], json_output: bool = False) -> int:
         mapped = _output_folder_error(exc, args)
         if mapped is not None:  # Hydra could not make the job's folder: name the setting
             message, code = str(mapped), mapped.exit_code
-        console.error(message)
-        if json_output:
-            from recctl.results import new_result
-
-            result = {**new_result(name), "status": "failed", "error": message}
-            console.emit_json(result)
-        return code
+        return _usage_error(name, message, json_output, code)
     finally:
         sys.argv = saved_argv
         if saved_term is not None:

@@ -20,6 +20,7 @@ from omegaconf import OmegaConf
 from recctl.artifacts import (
     MANIFEST,
     atomic_write_json,
+    atomic_write_parquet,
     atomic_write_text,
     environment,
     now_iso,
@@ -50,6 +51,10 @@ class RunFolder:
     @property
     def metrics(self) -> Path:  # test (and valid) metrics beside pop; evaluate rewrites them
         return self.path / "metrics.json"
+
+    @property
+    def per_user(self) -> Path:  # each evaluated user's metric values (compare reads it; no re-scoring)
+        return self.path / "per_user.parquet"
 
     @property
     def manifest(self) -> Path:
@@ -90,6 +95,15 @@ class RunFolder:
         return read_json(self.metrics) if self.metrics.is_file() else {}
 
     def write_metrics(self, metrics: dict) -> None:
+        atomic_write_json(self.metrics, metrics)
+
+    def write_evaluation(self, metrics: dict, per_user) -> None:
+        """metrics.json, and per_user.parquet beside it (removed when there are no per-user values,
+        so it never describes an older evaluation)."""
+        if per_user is not None:
+            atomic_write_parquet(self.per_user, per_user)
+        elif self.per_user.exists():
+            self.per_user.unlink()
         atomic_write_json(self.metrics, metrics)
 
     def start(self, config, command: str, overrides: list[str], model: str, snapshot: Snapshot, seed: int):
@@ -152,29 +166,30 @@ def completed_runs(output_dir: Path) -> list[Path]:
     return [p for _, p in found]
 
 
-def resolve_run(spec: str | None, output_dir: Path) -> Path:
-    """`run=PATH` or `run=latest` -> a completed run folder (clear error otherwise)."""
+def resolve_run(spec: str | None, output_dir: Path, key: str = "run") -> Path:
+    """`run=PATH` or `run=latest` -> a completed run folder (clear error otherwise); `key` is the
+    setting that named it (compare also takes `base=`)."""
     if spec in (None, "", "latest"):
         runs = completed_runs(output_dir)
         if not runs:
             raise RunNotFoundError(
-                f"run=latest: no completed training run under {output_dir}/ (train one with `recctl train`)"
+                f"{key}=latest: no completed training run under {output_dir}/ (train one with `recctl train`)"
             )
         return runs[-1]
     path = Path(spec)
     if not path.is_dir():
-        raise RunNotFoundError(f"run={spec}: no such run folder")
+        raise RunNotFoundError(f"{key}={spec}: no such run folder")
     manifest = read_manifest(path)
     if not manifest:
-        raise RunNotFoundError(f"run={spec}: not a recctl run folder (no {MANIFEST})")
+        raise RunNotFoundError(f"{key}={spec}: not a recctl run folder (no {MANIFEST})")
     if manifest.get("status") != "completed":
         raise RunNotFoundError(
-            f"run={spec}: that run did not complete (status: {manifest.get('status', 'unknown')}); "
+            f"{key}={spec}: that run did not complete (status: {manifest.get('status', 'unknown')}); "
             "pick another run or train again"
         )
     model = RunFolder(path).model
     if not model.is_file():
-        raise RunNotFoundError(f"run={spec}: the run has no {model.name}")
+        raise RunNotFoundError(f"{key}={spec}: the run has no {model.name}")
     return path
 
 

@@ -204,7 +204,41 @@ def _markdown(sweep_dir: Path, rows: list[dict], target: str) -> str:
     lines.append("|" + "---|" * len(show))
     for row in ranked:
         lines.append("| " + " | ".join(_cell(row.get(c)) for c in show) + " |")
+    lines += _seed_groups(done, target)
     return "\n".join(lines) + "\n"
+
+
+def _seed_groups(done: list[dict], target: str) -> list[str]:
+    """When the sweep varies `seed`, one row per configuration (its other overrides): mean and
+    standard deviation over its seeds, so a seed's luck is not read as a configuration's merit."""
+    import numpy as np
+
+    groups: dict[str, list[dict]] = {}
+    for row in done:
+        words = row["overrides"].split()
+        if not any(w.startswith("seed=") for w in words):
+            return []
+        key = " ".join(w for w in words if not w.startswith("seed=")) or "(no other overrides)"
+        groups.setdefault(key, []).append(row)
+    if not groups or all(len(rows) == 1 for rows in groups.values()):
+        return []
+    columns = [c for c in (target, "test_ndcg@10", "test_auc") if any(r.get(c) is not None for r in done)]
+    columns = list(dict.fromkeys(columns))
+
+    def spread(rows: list[dict], column: str) -> str:
+        values = np.array([r[column] for r in rows if r.get(column) is not None], dtype=float)
+        if not len(values):
+            return "-"
+        return f"{values.mean():.4f} ± {values.std(ddof=1):.4f}" if len(values) > 1 else f"{values[0]:.4f}"
+
+    ranked = sorted(groups.items(), key=lambda kv: -float(np.mean([r[target] for r in kv[1]])))
+    lines = ["", "## Seeds grouped (mean ± standard deviation over seeds)", ""]
+    lines.append("| configuration | seeds | " + " | ".join(columns) + " |")
+    lines.append("|" + "---|" * (len(columns) + 2))
+    for key, rows in ranked:
+        cells = [f"`{key}`", str(len(rows)), *(spread(rows, c) for c in columns)]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
 
 
 def _plot(rows: list[dict], target: str, path: Path, title: str) -> None:

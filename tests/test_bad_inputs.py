@@ -159,8 +159,8 @@ ROWS: list[Row] = [
         "unknown option of a config group",
         ("train", "model=nope"),
         2,
-        "Could not find 'model/nope'. Available options in 'model': attention, autoencoder, cnn, lstm, "
-        "mf, neumf, pop, wide_deep",
+        "Could not find 'model/nope'. Available options in 'model': attention, autoencoder, cnn, ease, "
+        "item_knn, lstm, mf, neumf, pop, user_knn, wide_deep",
         shell=True,
     ),
     Row(
@@ -337,6 +337,41 @@ ROWS: list[Row] = [
         ("evaluate", "gate.metric=ndcg@10"),
         2,
         "gate.metric=ndcg@10 needs gate.min and/or gate.min_lift",
+    ),
+    Row(
+        "retired-baseline-key",
+        "config",
+        "a key that was replaced (evaluation.baseline, before evaluation.baselines)",
+        ("evaluate", "evaluation.baseline=false"),
+        2,
+        "evaluation.baseline was replaced by evaluation.baselines, a list: [pop] (the default), e.g. "
+        "evaluation.baselines=[pop,ease], or [] for none",
+        shell=True,
+    ),
+    Row(
+        "unknown-baseline",
+        "config",
+        "unknown baseline",
+        ("evaluate", "evaluation.baselines=[pop,bpr]"),
+        2,
+        "evaluation.baselines: unknown ['bpr']; known: pop, ease, item_knn, user_knn",
+    ),
+    Row(
+        "gate-baseline-not-computed",
+        "config",
+        "contradictory: a lift over a baseline that is not computed",
+        ("evaluate", "gate.metric=ndcg@10", "gate.min_lift=1.1", "gate.baseline=ease"),
+        2,
+        "gate.min_lift is measured against gate.baseline=ease, which is not in evaluation.baselines=['pop']: "
+        "add it there or choose another gate.baseline",
+    ),
+    Row(
+        "ctr-fitted-baseline",
+        "config",
+        "contradictory: a ranking baseline beside a CTR model",
+        ("train", "experiment=ml100k_ctr", "evaluation.baselines=[pop,ease]"),
+        2,
+        "evaluation.baselines: ease does not apply to model.task=ctr; choose from pop (or [] for none)",
     ),
     # ---- data: dataset=csv (CSV, TSV or Parquet) read by `prepare`
     Row(

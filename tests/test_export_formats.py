@@ -120,6 +120,7 @@ def test_every_format_reproduces_the_trained_top_k_in_a_fresh_process(runs, tmp_
 def test_every_family_in_every_format(tmp_path):
     """The full matrix (make test-all): every model family, every format."""
     families = ["pop", "mf", "wide_deep", "neumf", "cnn", "lstm", "attention", "autoencoder"]
+    families += ["ease", "item_knn", "user_knn"]
     _prove_formats(_train({f: f for f in families}, tmp_path / "runs"), tmp_path)
 
 

@@ -61,8 +61,23 @@ def golden_work(tmp_path_factory) -> Path:
     return work
 
 
+# Keys added to the --json objects since the golden files were made, each by an issue that spells it
+# (docs/interface.md). Nothing may be removed or renamed; additions are listed here, by command.
+ADDED_KEYS = {
+    "prepare": {"intervals": None},  # issue #15
+    "train": {"intervals": {"lift": None, "test": None, "valid": None}},
+    "evaluate": {"intervals": {"lift": None, "test": None, "valid": None}},
+    "export": {"intervals": None},
+    "recommend": {"intervals": None},
+}
+
+
 def _cli_keys() -> dict:
-    return json.loads((GOLDEN / "cli.json").read_text())["keys"]
+    keys = json.loads((GOLDEN / "cli.json").read_text())["keys"]
+    return {
+        command: dict(sorted({**value, **ADDED_KEYS.get(command, {})}.items()))
+        for command, value in keys.items()
+    }
 
 
 def test_the_old_snapshot_keeps_its_fingerprint_and_its_tables(tmp_path):
@@ -88,15 +103,17 @@ def test_the_old_snapshot_keeps_its_fingerprint_and_its_tables(tmp_path):
 def test_an_old_run_of_each_input_kind_evaluates_to_its_saved_metrics(golden_work, kind):
     from omegaconf import OmegaConf
 
+    from recctl.config import checked_evaluation
     from recctl.evaluation.report import evaluate_model
     from recctl.runs import load_run
+    from recctl.training.resume import upgrade_saved_config
 
     run_dir = golden_work / "outputs" / "runs" / RUNS[kind]
     saved = json.loads((run_dir / "metrics.json").read_text())
     loaded = load_run(run_dir)
-    evaluated = evaluate_model(
-        loaded.model, loaded.snapshot, OmegaConf.create(saved["evaluation"]), loaded.seed
-    )
+    # The evaluation section as it was saved (evaluation.baseline: true), read as saved runs are read.
+    settings = checked_evaluation(upgrade_saved_config(OmegaConf.create({"evaluation": saved["evaluation"]})))
+    evaluated = evaluate_model(loaded.model, loaded.snapshot, settings, loaded.seed)
     for split in ("valid", "test"):
         for key, value in saved["metrics"][split].items():
             assert evaluated["metrics"][split][key] == pytest.approx(value, abs=1e-6), (split, key)

@@ -95,9 +95,7 @@ def test_full_ranking_auc_with_several_targets_per_user_matches_brute_force():
     t_items = np.array([i for items in targets.values() for i in items], np.int32)
     masked_per_user = np.array([len(history[u]) for u in range(n_users)])
     targets_per_user = np.array([len(targets[u]) for u in range(n_users)])
-    got = _batch_auc(
-        tf.constant(scores), np.arange(n_users), t_rows, t_items, masked_per_user, targets_per_user, n_items
-    )
+    got = _batch_auc(tf.constant(scores), t_rows, t_items, masked_per_user, targets_per_user, n_items)
     expected = []
     for user in range(n_users):
         negatives = [i for i in range(n_items) if i not in history[user] and i not in targets[user]]
@@ -116,3 +114,61 @@ def test_full_ranking_auc_with_several_targets_per_user_matches_brute_force():
         ]
         expected.append(np.mean(per_target))
     np.testing.assert_allclose(got, expected, rtol=1e-6)
+
+
+def _auc_of(scores, targets, history=None):
+    import tensorflow as tf
+
+    from recctl.evaluation.ranking import _batch_auc
+
+    history = history or {u: [] for u in range(len(scores))}
+    scores = np.array(scores, np.float32)
+    for user, items in history.items():
+        scores[user, items] = -np.inf
+    t_rows = np.array([u for u, items in targets.items() for _ in items], np.int32)
+    t_items = np.array([i for items in targets.values() for i in items], np.int32)
+    masked = np.array([len(history[u]) for u in range(len(scores))])
+    per_row = np.array([len(targets[u]) for u in range(len(scores))])
+    return _batch_auc(tf.constant(scores), t_rows, t_items, masked, per_row, scores.shape[1])
+
+
+def test_auc_counts_tied_targets_as_neither_negatives_nor_wins():
+    # Every item ties: three targets among ten items are each at one half, not below it.
+    assert _auc_of([[0.0] * 10], {0: [1, 4, 7]}) == pytest.approx([0.5])
+    # Two targets tied with each other above every negative: a perfect ranking.
+    assert _auc_of([[1.0, 1.0, 0.2, 0.1, 0.0]], {0: [0, 1]}) == pytest.approx([1.0])
+    # A target tied with one negative and above the other two; another target below all three.
+    got = _auc_of([[0.5, 0.5, 0.1, 0.0, -1.0]], {0: [1, 4]})
+    assert got == pytest.approx([(2.5 / 3 + 0.0) / 2])
+
+
+def test_constant_scores_rank_at_the_random_expectation_and_index_ties_take_the_lowest_ids(tmp_path):
+    """A model that scores every item alike gets a random ranking's figures (seeded, repeatable);
+    under ties="index" (pop's rule) its top-K is the lowest unmasked item indexes."""
+    from omegaconf import OmegaConf
+
+    from recctl.config import checked_dataset
+    from recctl.data.prepare import ensure_snapshot
+    from recctl.evaluation.ranking import evaluate_split
+
+    settings = {"name": "ties", "source": "synthetic", "synthetic": {"n_users": 3000, "n_items": 200}}
+    snapshot, _ = ensure_snapshot(checked_dataset(OmegaConf.create(settings)), tmp_path / "data", 42)
+    flat = lambda batch: np.zeros((len(batch), snapshot.n_items), np.float32)  # noqa: E731
+    k = 10
+    targets, history = snapshot.csr("test"), snapshot.history_for("test")
+    users = np.flatnonzero(targets.row_lengths() > 0)
+    candidates = snapshot.n_items - history.row_lengths()[users]
+    # Leave-one-out: one target per user, in the top k with chance k / candidates.
+    hit_chance = k / candidates
+    expected, noise = hit_chance.mean(), np.sqrt((hit_chance * (1 - hit_chance)).sum()) / len(users)
+    got = evaluate_split(flat, snapshot, "test", [k], ["hr"], 512, with_auc=False)
+    assert abs(got[f"hr@{k}"] - expected) < 4 * noise
+    assert got == evaluate_split(flat, snapshot, "test", [k], ["hr"], 512, with_auc=False)
+
+    lowest_hits = []
+    for user in users:
+        seen = set(history.rows(np.array([user]))[1].tolist())
+        top = [i for i in range(snapshot.n_items) if i not in seen][:k]
+        lowest_hits.append(bool(set(targets.rows(np.array([user]))[1].tolist()) & set(top)))
+    by_index = evaluate_split(flat, snapshot, "test", [k], ["hr"], 512, with_auc=False, ties="index")
+    assert by_index[f"hr@{k}"] == pytest.approx(np.mean(lowest_hits))

@@ -174,3 +174,31 @@ def test_mlflow_logger_records_params_epochs_metrics_and_files(tmp_path: Path):
     files = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"config.yaml", "metrics.json", "history.csv"} <= files
     assert run.data.tags["recctl.run_dir"] == str(Path(result["run_dir"]).resolve())
+
+
+def test_a_seed_sweep_groups_its_seeds_into_mean_and_spread(tmp_path: Path):
+    from recctl.sweep import _markdown
+
+    def row(job, overrides, valid, test):
+        return {
+            "job": job,
+            "overrides": overrides,
+            "status": "completed",
+            "valid_ndcg@10": valid,
+            "test_ndcg@10": test,
+        }
+
+    rows = [
+        row(0, "model.embedding_dim=32 seed=1", 0.10, 0.09),
+        row(1, "model.embedding_dim=32 seed=2", 0.12, 0.11),
+        row(2, "model.embedding_dim=64 seed=1", 0.14, 0.13),
+        row(3, "model.embedding_dim=64 seed=2", 0.16, 0.15),
+    ]
+    text = _markdown(tmp_path, rows, "valid_ndcg@10")
+    grouped = text.split("## Seeds grouped")[1].splitlines()
+    first = next(line for line in grouped if "embedding_dim=64" in line)
+    assert "| 2 |" in first and "0.1500 ± 0.0141" in first and "0.1400 ± 0.0141" in first
+    assert grouped.index(first) < next(i for i, line in enumerate(grouped) if "embedding_dim=32" in line)
+    assert "Seeds grouped" not in _markdown(
+        tmp_path, [row(0, "model.embedding_dim=32", 0.1, 0.1)], "valid_ndcg@10"
+    )

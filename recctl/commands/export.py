@@ -46,8 +46,9 @@ def run(cfg, result: dict) -> dict:
         snapshot = loaded.snapshot
         result["model"] = loaded.model_name
         result["dataset"] = {"name": snapshot.name, "fingerprint": snapshot.fingerprint}
-        result["protocol"] = task_of(loaded.model).protocol(snapshot)
         metrics = loaded.folder.read_metrics()
+        # The protocol the run's figures were measured under (sampled candidates say so), else the task's.
+        result["protocol"] = metrics.get("protocol") or task_of(loaded.model).protocol(snapshot)
         result["metrics"] = metrics.get("metrics") or result["metrics"]
         result["baseline"] = metrics.get("baseline") or result["baseline"]
 

@@ -119,6 +119,8 @@ def fingerprint(d: DictConfig, seed: int, files: list[Path]) -> str:
     for key in _LOCATION_KEYS:
         settings.pop(key, None)
     settings.pop("row_order_is_time", None)  # a promise about the file checked by train; the data is the same
+    if settings.get("ties") == "row":  # the rule of every snapshot made before the key: theirs stay valid
+        settings.pop("ties")
     for table in ("user_features", "item_features"):
         settings[table].pop("path", None)
     for section in source.unread_sections:

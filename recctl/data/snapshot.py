@@ -102,6 +102,28 @@ class Snapshot:
         items = np.concatenate([self.pairs(n)[1] for n in names])
         return CSR.from_pairs(users, items, self.n_users)
 
+    def evaluation_digest(self, split: str, candidates: str = "full") -> str:
+        """sha256 of what an evaluation of `split` ranks against, in original ids: the split's
+        distinct (user, item) targets, the history masked for it, the catalogue and the candidate
+        rule. Two runs with the same digest were scored on the same problem (recctl compare
+        requires it)."""
+        import hashlib
+
+        def pairs_text(*names: str) -> bytes:
+            users = np.concatenate([self.pairs(n)[0] for n in names])
+            items = np.concatenate([self.pairs(n)[1] for n in names])
+            text = np.unique(np.char.add(np.char.add(self.user_ids[users], "\t"), self.item_ids[items]))
+            return "\n".join(text.tolist()).encode()
+
+        masked = ("train",) if split == "valid" else ("train", "valid")
+        digest = hashlib.sha256(pairs_text(split))
+        digest.update(
+            b"\0" + pairs_text(*masked) + b"\0" + "\n".join(sorted(self.item_ids.tolist())).encode()
+        )
+        if candidates != "full":  # full ranking keeps the digest of runs evaluated before the rule existed
+            digest.update(b"\0" + candidates.encode())
+        return digest.hexdigest()[:16]
+
     def history_for(self, split: str) -> CSR:
         """Items masked when ranking for `split`: train at validation, train + valid at test."""
         return self.csr("train") if split == "valid" else self.csr("train", "valid")
@@ -140,13 +162,24 @@ class Snapshot:
         return np.bincount(self.pairs("train")[1], minlength=self.n_items).astype(np.float32)
 
     def split_description(self) -> str:
-        """How the split was made, in words, for the protocol line of every task (evaluation/tasks.py)."""
+        """How the split was made, in words, for the protocol line of every task (evaluation/tasks.py):
+        the split, the rule that ordered rows sharing a timestamp, and how many held-out rows it decided."""
         split = self.stats["split"]
-        order = (
-            "by time, ties by original row order" if self.stats.get("has_timestamps") else "by file row order"
-        )
-        return {
+        if not self.stats.get("has_timestamps"):
+            order = "by file row order"
+        elif self.stats.get("ties") == "hash":
+            order = "by time, ties by a hash of user and item ids"
+        else:
+            order = "by time, ties by original row order"
+        how = {
             "loo": f"leave-one-out {order} (last interaction test, second-last valid)",
             "temporal": f"per-user temporal ratio split {order}",
             "random": "per-user random ratio split",
         }[split]
+        tied = self.stats.get("tied_targets") or {}
+        if split != "random" and any(tied.get(s) is not None for s in ("valid", "test")):
+            shares = " and ".join(
+                f"{tied[s]:.0%} of {s}" for s in ("test", "valid") if tied.get(s) is not None
+            )
+            how += f"; {shares} targets share their timestamp with the interaction before them"
+        return how

@@ -103,8 +103,13 @@ def build_tables(raw: RawData, d: DictConfig, seed: int) -> tuple[dict[str, pd.D
         console.warn(
             f"dataset.split={d.split} without timestamps: users' interactions are ordered by file row"
         )
-    order = np.lexsort((frame["row"].to_numpy(), frame["timestamp"].to_numpy(), frame["user"].to_numpy()))
+    tie = _tie_order(inter, u_uniques, i_uniques, d.ties if raw.has_timestamps else "row")
+    order = np.lexsort(
+        (frame["row"].to_numpy(), tie, frame["timestamp"].to_numpy(), frame["user"].to_numpy())
+    )
     frame = frame.iloc[order].reset_index(drop=True)  # each user's rows in time order (sequence models)
+    if raw.has_timestamps and d.ties == "row":
+        _warn_if_ties_follow_item_ids(frame, d.name)
     part = split_assignments(frame, d.split, list(d.split_ratio), seed)
     tables = {
         name: frame[part == code].reset_index(drop=True)
@@ -131,6 +136,8 @@ def build_tables(raw: RawData, d: DictConfig, seed: int) -> tuple[dict[str, pd.D
         valid_users=int(tables["valid"]["user"].nunique()),
         test_users=int(tables["test"]["user"].nunique()),
         has_timestamps=raw.has_timestamps,
+        ties=d.ties if raw.has_timestamps else None,
+        tied_targets=_tied_targets(frame, part) if raw.has_timestamps else None,
         has_ratings=raw.has_ratings,
         label_threshold=d.label_threshold,
         positive_rate=float(frame["label"].mean()),
@@ -168,8 +175,59 @@ def _per_user_tail(frame: pd.DataFrame, order: np.ndarray, held_out) -> np.ndarr
 
 
 def _time_order(frame: pd.DataFrame) -> np.ndarray:
-    """Each user's rows by (timestamp, original row): ties in time keep the file's order."""
-    return np.lexsort((frame["row"].to_numpy(), frame["timestamp"].to_numpy(), frame["user"].to_numpy()))
+    """Each user's rows by timestamp; rows with the same timestamp keep the frame's order (a stable
+    sort), which build_tables has set by dataset.ties."""
+    return np.lexsort((frame["timestamp"].to_numpy(), frame["user"].to_numpy()))
+
+
+def _tie_order(inter: pd.DataFrame, u_uniques, i_uniques, rule: str) -> np.ndarray:
+    """A sort key that orders rows sharing (user, timestamp): the file row ("row"), or a hash of
+    the original user and item ids ("hash"), the same whatever the file's row order, the seed or the
+    other rows, and unrelated to the order of item ids."""
+    if rule == "row":
+        return inter["row"].to_numpy()
+    user_hash = pd.util.hash_array(np.asarray(u_uniques, dtype=object).astype(str))
+    item_hash = pd.util.hash_array(np.asarray(i_uniques, dtype=object).astype(str))
+    mixed = user_hash[inter["u_code"].to_numpy()] ^ (
+        item_hash[inter["i_code"].to_numpy()] * np.uint64(0x9E3779B97F4A7C15)
+    )
+    return pd.util.hash_array(mixed)
+
+
+def _tied_pairs(frame: pd.DataFrame) -> np.ndarray:
+    """For each row of a time-ordered frame: whether it has the user and timestamp of the row before."""
+    users, stamps = frame["user"].to_numpy(), frame["timestamp"].to_numpy()
+    tied = np.zeros(len(frame), dtype=bool)
+    tied[1:] = (users[1:] == users[:-1]) & (stamps[1:] == stamps[:-1])
+    return tied
+
+
+def _tied_targets(frame: pd.DataFrame, part: np.ndarray) -> dict[str, float | None]:
+    """The share of valid and test rows whose timestamp equals that of the user's row before them:
+    for those, only the tie rule decided which row is held out."""
+    tied = _tied_pairs(frame)
+    return {
+        split: round(float(tied[part == code].mean()), 4) if (part == code).any() else None
+        for code, split in ((1, "valid"), (2, "test"))
+    }
+
+
+def _warn_if_ties_follow_item_ids(frame: pd.DataFrame, name: str) -> None:
+    """Under dataset.ties=row, a file sorted by user then item (or timestamps at day resolution in
+    such a file) makes the held-out row among tied ones follow the item id, which a sequence model
+    can learn and no production log repeats."""
+    tied = _tied_pairs(frame)
+    if tied.sum() < 50:
+        return
+    items = frame["item"].to_numpy()
+    rising = float((items[1:][tied[1:]] > items[:-1][tied[1:]]).mean())
+    if 0.1 < rising < 0.9:
+        return
+    console.warn(
+        f"dataset {name}: {max(rising, 1 - rising):.0%} of {int(tied.sum()):,} rows that share a user and "
+        f"timestamp are in {'ascending' if rising >= 0.9 else 'descending'} item-id order in the file, so "
+        "with dataset.ties=row the held-out rows follow item ids; dataset.ties=hash orders ties apart from the file"
+    )
 
 
 def _last_one_each(n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -1,4 +1,5 @@
-"""Quality gates for CI: fail (exit code 3) when a metric is below a floor or below a lift over pop.
+"""Quality gates for CI: fail (exit code 3) when a metric is below a floor or below a lift over a
+baseline (gate.baseline, pop by default).
 
 The gate section is checked with the rest of the config (recctl.config.checked_gate)."""
 
@@ -17,18 +18,22 @@ def check_gate(gate: GateConfig, metrics: dict, baseline: dict) -> str | None:
         known = ", ".join(sorted(values)) or "none"
         raise ConfigError(f"gate.metric={gate.metric} was not computed on {gate.split} (computed: {known})")
     value = values[gate.metric]
-    pop_value = ((baseline.get("pop") or {}).get(gate.split) or {}).get(gate.metric)
+    name = gate.baseline
+    base_value = ((baseline.get(name) or {}).get(gate.split) or {}).get(gate.metric)
     problems = []
     if gate.min is not None and value < gate.min:
         problems.append(f"{gate.metric}={value:.4f} < gate.min={gate.min}")
-    lift = value / pop_value if pop_value else float("inf")
+    lift = value / base_value if base_value else float("inf")
     if gate.min_lift is not None:
-        if pop_value is None:
-            raise ConfigError("gate.min_lift needs the popularity baseline (evaluation.baseline=true)")
+        if base_value is None:
+            raise ConfigError(
+                f"gate.min_lift needs the {name} baseline on {gate.split} (evaluation.baselines=[{name}])"
+            )
         if lift < gate.min_lift:
             problems.append(
-                f"{gate.metric}={value:.4f} is {lift:.2f}x pop ({pop_value:.4f}) < gate.min_lift={gate.min_lift}"
+                f"{gate.metric}={value:.4f} is {lift:.2f}x {name} ({base_value:.4f}) < gate.min_lift={gate.min_lift}"
             )
     if problems:
         raise GateFailed(f"quality gate failed on {gate.split}: " + "; ".join(problems))
-    return f"quality gate passed on {gate.split}: {gate.metric}={value:.4f} ({lift:.2f}x pop)"
+    against = f" ({lift:.2f}x {name})" if base_value else ""
+    return f"quality gate passed on {gate.split}: {gate.metric}={value:.4f}{against}"

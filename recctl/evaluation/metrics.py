@@ -9,6 +9,10 @@ Definitions (per user with at least one target T, then averaged over those users
   mrr@K       1/(r+1) for the first hit at rank r, 0 without a hit
   map@K       sum over hits at rank r of precision@(r+1), divided by min(|T|, K)
   coverage@K  distinct items in all users' top K / number of items (a catalogue-level figure)
+  f1@K        2 precision recall / (precision + recall) of the user, 0 without a hit
+  novelty@K   mean self-information -log2(p_i) of the top K items, p_i = the share of training
+              users who have item i (an item no one has counts as one user): how unexpected the
+              recommended items are, whether or not they are hits (Zhou et al., PNAS 2010)
   auc         per target, the share of candidate items (not masked, not targets) scored below it
               (ties count half), averaged over targets of a user, then over users
 
@@ -21,13 +25,21 @@ from __future__ import annotations
 
 import numpy as np
 
-NAMES = ("hr", "ndcg", "recall", "mrr", "precision", "map", "coverage")
+NAMES = ("hr", "ndcg", "recall", "mrr", "precision", "map", "coverage", "f1", "novelty")
 
 
 class RankingAccumulator:
-    """Sums per-user metric values over batches of users; `result()` averages them."""
+    """Sums per-user metric values over batches of users; `result()` averages them. With
+    `keep_per_user`, it also keeps each user's values (`per_user()`: the bootstrap's input)."""
 
-    def __init__(self, ks: list[int], n_items: int, names: tuple[str, ...] | list[str] = NAMES):
+    def __init__(
+        self,
+        ks: list[int],
+        n_items: int,
+        names: tuple[str, ...] | list[str] = NAMES,
+        keep_per_user: bool = False,
+        item_information: np.ndarray | None = None,
+    ):
         unknown = set(names) - set(NAMES)
         if unknown:
             raise ValueError(f"unknown metric(s) {sorted(unknown)}; known: {', '.join(NAMES)}")
@@ -39,6 +51,10 @@ class RankingAccumulator:
         self.seen_items = {k: np.zeros(n_items, dtype=bool) for k in self.ks}
         self.auc_sum = 0.0
         self.auc_users = 0
+        self.kept: dict[str, list[np.ndarray]] | None = {} if keep_per_user else None
+        if "novelty" in self.names and item_information is None:
+            raise ValueError("novelty needs item_information (self-information of every item)")
+        self.item_information = item_information
 
     def update(
         self, topk: np.ndarray, target_rows: np.ndarray, target_items: np.ndarray, n_rows: int
@@ -74,16 +90,30 @@ class RankingAccumulator:
             cum_hits = np.cumsum(h, axis=1)
             precision_at = cum_hits / np.arange(1, k + 1)
             values["map"] = (precision_at * h).sum(axis=1) / np.minimum(n_t, k)
+            both = values["precision"] + values["recall"]
+            values["f1"] = np.where(
+                both > 0, 2 * values["precision"] * values["recall"] / np.maximum(both, 1e-12), 0.0
+            )
+            if self.item_information is not None:
+                values["novelty"] = self.item_information[top[:, :k]].mean(axis=1)
             for name in self.names:
                 if name == "coverage":
                     self.seen_items[k][top[:, :k].ravel()] = True
                     continue
                 key = f"{name}@{k}"
                 self.sums[key] = self.sums.get(key, 0.0) + float(values[name].sum())
+                if self.kept is not None:
+                    self.kept.setdefault(key, []).append(values[name])
 
     def update_auc(self, per_user_auc: np.ndarray) -> None:
         self.auc_sum += float(per_user_auc.sum())
         self.auc_users += len(per_user_auc)
+        if self.kept is not None:
+            self.kept.setdefault("auc", []).append(np.asarray(per_user_auc, np.float64))
+
+    def per_user(self) -> dict[str, np.ndarray]:
+        """{metric: [users]} in the order users were updated (users without targets left out)."""
+        return {key: np.concatenate(parts) for key, parts in (self.kept or {}).items()}
 
     def result(self) -> dict[str, float]:
         out: dict[str, float] = {}

@@ -1,25 +1,39 @@
-"""Evaluate a model and the popularity baseline on the same split, and show them side by side."""
+"""Evaluate a model and its baselines (evaluation.baselines) on the same split, and show them side
+by side."""
 
 from __future__ import annotations
+
+import weakref
 
 import numpy as np
 import tensorflow as tf
 
 from recctl.data.snapshot import Snapshot
+from recctl.evaluation.uncertainty import PerUser
+
+_COMPILED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _compiled_scores(model):
+    """One traced scorer per model (every split and caller shares it: a tf.function made per call
+    retraces each time, and TensorFlow warns after five)."""
+    if model not in _COMPILED:
+
+        def scores_of(history, users):
+            return tf.cast(model.score_all(model.context_from_history(history, users)), tf.float32)
+
+        _COMPILED[model] = tf.function(
+            scores_of,
+            input_signature=[tf.TensorSpec([None, None], tf.int32), tf.TensorSpec([None], tf.int32)],
+        )
+    return _COMPILED[model]
 
 
 def score_function(model, snapshot: Snapshot, split: str):
     """users -> scores [B, n_items], each user seen through the history visible at `split`
     (valid: the training history; test: training + validation; "all": everything, for serving).
     The context comes from the model's own `context_from_history`, as in every export."""
-
-    def scores_of(history, users):
-        return tf.cast(model.score_all(model.context_from_history(history, users)), tf.float32)
-
-    compiled = tf.function(
-        scores_of,
-        input_signature=[tf.TensorSpec([None, None], tf.int32), tf.TensorSpec([None], tf.int32)],
-    )
+    compiled = _compiled_scores(model)
     history = snapshot.csr("train", "valid", "test") if split == "all" else snapshot.history_for(split)
     length = model.history_length()
 
@@ -37,63 +51,78 @@ def popularity_score_function(snapshot: Snapshot):
 
 
 def evaluate_model(model, snapshot: Snapshot, settings, seed: int, splits=("valid", "test")) -> dict:
-    """{"metrics": {split: {...}}, "baseline": {"pop": {split: {...}}}}, as the model's task
-    evaluates (evaluation/tasks.py: full ranking, or AUC/logloss over labelled rows)."""
+    """{"metrics": {split: {...}}, "baseline": {name: {split: {...}}}, "intervals": ... | None,
+    "per_user": DataFrame | None, "digests": {split: Snapshot.evaluation_digest}}, as the model's task evaluates (evaluation/tasks.py: full
+    ranking, or AUC/logloss over labelled rows), one entry per configured baseline. `pop` is always
+    a key (null figures when it is not configured), so scripts that read it keep working.
+    Intervals (evaluation/uncertainty.py) need per-user values: the ranking task has them."""
+    from recctl.evaluation.baselines import baseline_scorers
     from recctl.evaluation.tasks import task_of
 
     task = task_of(model)
+    scorers = baseline_scorers(task, snapshot, settings, seed)
     out = {
         "metrics": {s: None for s in ("valid", "test")},
-        "baseline": {"pop": {s: None for s in ("valid", "test")}},
+        "baseline": {name: {s: None for s in ("valid", "test")} for name in ("pop", *scorers)},
+        "intervals": None,
+        "per_user": None,
+        "digests": {},
     }
+    own: dict[str, PerUser] = {}
+    theirs: dict[str, dict[str, PerUser]] = {name: {} for name in scorers}
     for split in splits:
         if len(snapshot.split(split)) == 0:
             continue
-        out["metrics"][split] = _rounded(task.evaluate(model, snapshot, settings, seed, split))
-        if settings.baseline:
-            out["baseline"]["pop"][split] = _rounded(task.baseline(snapshot, settings, split))
+        metrics, per_user = task.evaluate(model, snapshot, settings, seed, split)
+        out["metrics"][split] = _rounded(metrics)
+        out["digests"][split] = snapshot.evaluation_digest(split, _candidate_rule(settings, seed))
+        if per_user is not None:
+            own[split] = per_user
+        for name, scorer in scorers.items():
+            metrics, per_user = scorer(split)
+            out["baseline"][name][split] = _rounded(metrics)
+            if per_user is not None:
+                theirs[name][split] = per_user
+    if own:
+        out["per_user"] = per_user_table(own, snapshot)
+        if settings.bootstrap > 0:
+            out["intervals"] = _intervals(own, theirs, int(settings.bootstrap), seed)
     return out
+
+
+def _candidate_rule(settings, seed: int) -> str:
+    if getattr(settings, "candidates", "full") != "sampled":
+        return "full"
+    return f"sampled:{settings.sampled.negatives}:{settings.sampled.by}:seed={seed}"
+
+
+def _intervals(own: dict, theirs: dict, resamples: int, seed: int) -> dict:
+    """{valid: {metric: [lo, hi]}, test: {...}, lift: {baseline: {split: {metric: [lo, hi]}}}}."""
+    from recctl.evaluation.uncertainty import bootstrap
+
+    intervals: dict = {
+        "valid": None,
+        "test": None,
+        "lift": {n: {"valid": None, "test": None} for n in theirs},
+    }
+    for split, per_user in own.items():
+        paired = {name: by_split[split] for name, by_split in theirs.items() if split in by_split}
+        intervals[split], lifts = bootstrap(per_user, paired, resamples, seed)
+        for name, lift in lifts.items():
+            intervals["lift"][name][split] = lift
+    return intervals
+
+
+def per_user_table(own: dict, snapshot: Snapshot):
+    """One row per (split, evaluated user): the user's original id and each metric's value."""
+    import pandas as pd
+
+    frames = [
+        pd.DataFrame({"split": split, "user_id": snapshot.user_ids[p.users], **p.values})
+        for split, p in own.items()
+    ]
+    return pd.concat(frames, ignore_index=True)
 
 
 def _rounded(metrics: dict) -> dict:
     return {k: round(float(v), 6) for k, v in metrics.items()}
-
-
-def metrics_table(result: dict, protocol: str, model_name: str) -> str:
-    """A plain-text table: each metric for the model and pop per split, with the lift on test."""
-    metrics, pop = result["metrics"], result["baseline"]["pop"]
-    columns = []
-    for split in ("valid", "test"):
-        if metrics.get(split) is not None:
-            columns.append((f"{model_name} {split}", metrics[split]))
-        if pop.get(split) is not None:
-            columns.append((f"pop {split}", pop[split]))
-    if not columns:
-        return "(no metrics)"
-    keys: list[str] = []
-    for _, values in columns:
-        keys += [k for k in values if k not in keys]
-    lift_split = (
-        "test"
-        if metrics.get("test") and pop.get("test")
-        else ("valid" if metrics.get("valid") and pop.get("valid") else None)
-    )
-    header = ["metric"] + [name for name, _ in columns] + ([f"lift ({lift_split})"] if lift_split else [])
-    rows = [header]
-    for key in keys:
-        row = [key] + [f"{values[key]:.4f}" if key in values else "-" for _, values in columns]
-        if lift_split:
-            m, p = metrics[lift_split].get(key), pop[lift_split].get(key)
-            row.append(f"{m / p:.2f}x" if m is not None and p and key not in ("logloss",) else "-")
-        rows.append(row)
-    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
-    lines = [
-        "  ".join(
-            cell.ljust(w) if i == 0 else cell.rjust(w)
-            for i, (cell, w) in enumerate(zip(r, widths, strict=True))
-        )
-        for r in rows
-    ]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    lines.append(f"protocol: {protocol}")
-    return "\n".join(lines)

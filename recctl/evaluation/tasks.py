@@ -16,12 +16,25 @@ from collections.abc import Callable
 from recctl.config import CTR_NEEDS_LABELS
 from recctl.data.snapshot import Snapshot
 from recctl.errors import ConfigError
+from recctl.evaluation.uncertainty import PerUser  # noqa: F401  (named in Evaluated)
 
 Metrics = dict[str, float]
+# A split's figures, and each evaluated user's values where the metrics average over users (the
+# input of intervals and comparisons; evaluation/uncertainty.py), else None.
+Evaluated = tuple[Metrics, "PerUser | None"]
 
 
 def task_of(model) -> RankingTask | ClickTask:
     return TASKS[getattr(model, "task", "ranking")]
+
+
+def candidate_sampler(settings, snapshot: Snapshot, split: str, seed: int):
+    """The final evaluation's candidates: None (the whole catalogue) unless evaluation.candidates=sampled."""
+    if getattr(settings, "candidates", "full") != "sampled":
+        return None
+    from recctl.evaluation.ranking import CandidateSampler
+
+    return CandidateSampler(snapshot, split, settings.sampled.negatives, settings.sampled.by, seed)
 
 
 def ranking_protocol(snapshot: Snapshot) -> str:
@@ -35,7 +48,15 @@ class RankingTask:
     def training_labels(self, snapshot: Snapshot):
         return None  # implicit feedback: positives, with negatives sampled by the pipeline
 
-    def protocol(self, snapshot: Snapshot) -> str:
+    def protocol(self, snapshot: Snapshot, settings=None) -> str:
+        """`settings`: the evaluation section (None: the default, full ranking)."""
+        if settings is not None and settings.candidates == "sampled":
+            by = settings.sampled.by
+            return (
+                f"{snapshot.split_description()}; SAMPLED candidates: each user's targets ranked among "
+                f"{settings.sampled.negatives} {by}-sampled unseen items (not comparable with full "
+                "ranking); seen: train items at valid, train+valid items at test"
+            )
         return (
             f"{snapshot.split_description()}; full ranking over all {snapshot.n_items} items; "
             "masked: train items at valid, train+valid items at test"
@@ -53,31 +74,54 @@ class RankingTask:
         score_fn = score_function(model, snapshot, "valid")
         batch = model.scoring_batch_size(batch_size)
         return lambda: evaluate_split(
-            score_fn, snapshot, "valid", [int(k)], sorted({name, "ndcg", "hr"}), batch, with_auc=False
+            score_fn,
+            snapshot,
+            "valid",
+            [int(k)],
+            sorted({name, "ndcg", "hr"}),
+            batch,
+            with_auc=False,
+            ties=model.score_ties,
         )
 
-    def evaluate(self, model, snapshot: Snapshot, settings, seed: int, split: str) -> Metrics:
+    def evaluate(self, model, snapshot: Snapshot, settings, seed: int, split: str) -> Evaluated:
         from recctl.evaluation.pointwise import probability_function
-        from recctl.evaluation.ranking import evaluate_split, pointwise_logloss
+        from recctl.evaluation.ranking import evaluate_split_per_user, pointwise_logloss
         from recctl.evaluation.report import score_function
 
         ks, names = [int(k) for k in settings.ks], [str(n) for n in settings.metrics]
         batch = model.scoring_batch_size(int(settings.batch_size))
-        metrics = evaluate_split(score_function(model, snapshot, split), snapshot, split, ks, names, batch)
+        metrics, per_user = evaluate_split_per_user(
+            score_function(model, snapshot, split),
+            snapshot,
+            split,
+            ks,
+            names,
+            batch,
+            ties=model.score_ties,
+            candidates=candidate_sampler(settings, snapshot, split, seed),
+        )
         if model.emits_probabilities:
             negatives = settings.logloss_negatives or getattr(model, "num_negatives", 1)
             metrics["logloss"] = pointwise_logloss(
                 probability_function(model), snapshot, split, int(negatives), seed
             )
-        return metrics
+        return metrics, per_user
 
-    def baseline(self, snapshot: Snapshot, settings, split: str) -> Metrics:
-        from recctl.evaluation.ranking import evaluate_split
+    def baseline(self, snapshot: Snapshot, settings, split: str, seed: int) -> Evaluated:
+        from recctl.evaluation.ranking import evaluate_split_per_user
         from recctl.evaluation.report import popularity_score_function
 
         ks, names = [int(k) for k in settings.ks], [str(n) for n in settings.metrics]
-        return evaluate_split(
-            popularity_score_function(snapshot), snapshot, split, ks, names, int(settings.batch_size)
+        return evaluate_split_per_user(
+            popularity_score_function(snapshot),
+            snapshot,
+            split,
+            ks,
+            names,
+            int(settings.batch_size),
+            ties="index",  # pop's definition (models/pop.py)
+            candidates=candidate_sampler(settings, snapshot, split, seed),
         )
 
 
@@ -90,7 +134,7 @@ class ClickTask:
             raise ConfigError(CTR_NEEDS_LABELS)
         return snapshot.labels("train")
 
-    def protocol(self, snapshot: Snapshot) -> str:
+    def protocol(self, snapshot: Snapshot, settings=None) -> str:
         return (
             f"CTR: label = rating >= {snapshot.stats.get('label_threshold')} (lower ratings kept as "
             f"negatives), {snapshot.stats['split']} split; AUC and logloss over the split's labelled rows"
@@ -105,15 +149,16 @@ class ClickTask:
         prob_fn = probability_function(model)
         return lambda: pointwise_metrics(prob_fn, snapshot, "valid")
 
-    def evaluate(self, model, snapshot: Snapshot, settings, seed: int, split: str) -> Metrics:
+    def evaluate(self, model, snapshot: Snapshot, settings, seed: int, split: str) -> Evaluated:
+        """AUC and logloss over labelled rows: row-level figures, so no per-user values (no intervals)."""
         from recctl.evaluation.pointwise import pointwise_metrics, probability_function
 
-        return pointwise_metrics(probability_function(model), snapshot, split)
+        return pointwise_metrics(probability_function(model), snapshot, split), None
 
-    def baseline(self, snapshot: Snapshot, settings, split: str) -> Metrics:
+    def baseline(self, snapshot: Snapshot, settings, split: str, seed: int) -> Evaluated:
         from recctl.evaluation.pointwise import popularity_pointwise
 
-        return popularity_pointwise(snapshot, split)
+        return popularity_pointwise(snapshot, split), None
 
 
 TASKS = {"ranking": RankingTask(), "ctr": ClickTask()}

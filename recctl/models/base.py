@@ -30,8 +30,8 @@ from recctl.models.distributed_fit_fix import DistributedFitFix
 
 def check_positive(name: str, value: Any, allow_zero: bool = False) -> None:
     """Reject a bad hyperparameter at once, naming the argument and the value received."""
-    ok = value >= 0 if allow_zero else value > 0
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or not ok:
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if not number or not (value >= 0 if allow_zero else value > 0):
         bound = "non-negative" if allow_zero else "positive"
         raise ValueError(f"{name} should be {bound}. Received: {name}={value!r}")
 
@@ -112,6 +112,9 @@ class Recommender(DistributedFitFix, keras.Model):
     data_tables: ClassVar[tuple[str, ...]] = ()
     # What `trainer.jit_compile=auto` means for this family: XLA where it was measured to help on CPU.
     jit_compile_default: ClassVar[bool] = True
+    # How exact ties in the scores are ordered in an evaluation's top-K (evaluation/ranking.py):
+    # "random" (a fixed pseudo-random item order per user) or "index" (lowest item index first).
+    score_ties: ClassVar[str] = "random"
 
     def __init__(self, n_users: int, n_items: int, **kwargs):
         super().__init__(**kwargs)

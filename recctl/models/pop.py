@@ -17,6 +17,7 @@ from recctl.models.base import IdRecommender
 class Popularity(IdRecommender):
     needs_training = False
     data_tables = ("counts",)
+    score_ties = "index"  # part of pop's definition: ties by item index, as documented
 
     def __init__(self, n_users: int, n_items: int, **kwargs):
         super().__init__(n_users, n_items, **kwargs)

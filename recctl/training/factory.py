@@ -42,6 +42,7 @@ def data_tables(snapshot: Snapshot) -> dict[str, Any]:
         "user_numeric": user_num,
         "item_numeric": item_num,
         "item_popularity": snapshot.item_popularity(),
+        "train_pairs": snapshot.pairs("train"),  # (users, items): models fitted in closed form
     }
 
 

@@ -71,9 +71,10 @@ def fit(
         )
     set_precision(plan.strategy.mixed_precision)
     with strategy.scope():
+        built = time.perf_counter()
         model = build_model(plan.model, snapshot)
-        if not model.needs_training:
-            return FitResult(model=model)
+        if not model.needs_training:  # fitted from the data as it was built (pop, EASE, kNN)
+            return FitResult(model=model, fit_seconds=time.perf_counter() - built)
         optimizer = build_optimizer(plan.optimizer)
         jit = _jit(trainer, model, placement)
         model.compile(

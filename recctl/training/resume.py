@@ -83,10 +83,18 @@ def resumable_run(cfg, hydra_cfg) -> Resumed:
 def upgrade_saved_config(run_cfg):
     """Spell out what an older run's config.yaml left to a default that has since changed, so the
     run resumes as it began: sequence models saved before `model.softmax` existed trained on the
-    sampled softmax (the default is now auto)."""
+    sampled softmax (the default is now auto). Runs saved before `evaluation.baselines` said
+    `evaluation.baseline: true|false`: that is `[pop]` or `[]`."""
     model = run_cfg.get("model") or {}
     if "max_length" in model and "num_negatives" in model and "softmax" not in model:
         run_cfg.model.softmax = "sampled"
+    evaluation = run_cfg.get("evaluation")
+    if evaluation is not None and "baseline" in evaluation:
+        from omegaconf import open_dict
+
+        with open_dict(run_cfg):
+            run_cfg.evaluation.baselines = ["pop"] if evaluation.baseline else []
+            del run_cfg.evaluation["baseline"]
     return run_cfg
 
 

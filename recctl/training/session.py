@@ -17,6 +17,9 @@ from recctl.runs import RunFolder
 from recctl.training.fit import FitResult, fit
 from recctl.training.strategy import Placement
 
+# A family fitted from the data as it is built (pop, EASE, kNN): what its manifest says about training.
+NO_EPOCHS = "fitted in closed form from the training split: trainer and optimizer settings do not apply"
+
 
 def complete_run(
     plan: TrainPlan,
@@ -28,13 +31,14 @@ def complete_run(
     started,
 ) -> dict:
     """Save the model and curves, test it beside pop, write metrics.json, mark the manifest completed."""
-    from recctl.evaluation.report import evaluate_model, metrics_table
+    from recctl.evaluation.report import evaluate_model
+    from recctl.evaluation.tables import metrics_table
     from recctl.training.curves import plot_curves
 
     model = fitted.model
     model_name = result["model"]
     task = task_of(model)
-    result["protocol"] = task.protocol(snapshot)
+    result["protocol"] = task.protocol(snapshot, plan.evaluation)
     result["_monitor"] = task.monitor(plan.trainer.monitor)
     model.save(folder.model)
     if fitted.history:
@@ -45,6 +49,7 @@ def complete_run(
     per_epoch = fitted.fit_seconds / fitted.epochs if fitted.epochs else None
     result["metrics"] = evaluated["metrics"]
     result["baseline"] = evaluated["baseline"]
+    result["intervals"] = evaluated["intervals"]
     result["seconds"].update(
         fit=round(fitted.fit_seconds, 3),
         per_epoch=round(per_epoch, 3) if per_epoch else None,
@@ -53,21 +58,26 @@ def complete_run(
     params = int(model.count_params())
     if placement.multi_worker:  # lets anyone check that every worker ended with the chief's weights
         result["weights_digest"] = weights_digest(model)
-    folder.write_metrics(
+    folder.write_evaluation(
         {
             "model": model_name,
             "dataset": result["dataset"],
             "protocol": result["protocol"],
             "metrics": evaluated["metrics"],
             "baseline": evaluated["baseline"],
+            "intervals": evaluated["intervals"],
+            "evaluation_digests": evaluated["digests"],
             "evaluation": OmegaConf.to_container(plan.evaluation),
             "seconds": result["seconds"],
             "best_epoch": fitted.best_epoch,
             "stopped_early": fitted.stopped_early,
             "params": params,
-        }
+        },
+        evaluated["per_user"],
     )
+    closed_form = {} if model.needs_training else {"training": NO_EPOCHS}
     folder.complete(
+        **closed_form,
         epochs=fitted.epochs,
         best_epoch=fitted.best_epoch,
         params=params,
