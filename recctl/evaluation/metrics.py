@@ -25,7 +25,8 @@ from __future__ import annotations
 
 import numpy as np
 
-NAMES = ("hr", "ndcg", "recall", "mrr", "precision", "map", "coverage", "f1", "novelty")
+DEFAULT_NAMES = ("hr", "ndcg", "recall", "mrr", "precision", "map", "coverage")  # evaluation.metrics' default
+NAMES = (*DEFAULT_NAMES, "f1", "novelty")
 
 
 class RankingAccumulator:
@@ -36,7 +37,7 @@ class RankingAccumulator:
         self,
         ks: list[int],
         n_items: int,
-        names: tuple[str, ...] | list[str] = NAMES,
+        names: tuple[str, ...] | list[str] = DEFAULT_NAMES,
         keep_per_user: bool = False,
         item_information: np.ndarray | None = None,
     ):
