@@ -138,6 +138,7 @@ class GateConfig:
     metric: str | None = None  # e.g. ndcg@10
     split: str = "test"
     min: float | None = None
+    max: float | None = None  # the ceiling of a lower-is-better metric (rmse, mae, logloss)
     min_lift: float | None = None
     baseline: str = "pop"  # which of evaluation.baselines gate.min_lift is measured against
 
@@ -175,6 +176,15 @@ _cs.store(group="paths", name="schema", node=Paths)
 _cs.store(group="trainer", name="schema", node=TrainerConfig)
 _cs.store(group="evaluation", name="schema", node=EvaluationConfig)
 _cs.store(group="gate", name="schema", node=GateConfig)
+
+
+def sweep_direction(task: str) -> str:
+    """The Optuna direction of a model.task's monitored figure: `${recctl_direction:...}` in the
+    hparams_search presets, so a rating sweep minimises RMSE without another preset."""
+    return "minimize" if task == "rating" else "maximize"
+
+
+OmegaConf.register_new_resolver("recctl_direction", sweep_direction, replace=True)
 _cs.store(group="strategy", name="schema", node=StrategyConfig)
 _cs.store(group="export", name="schema", node=ExportConfig)
 
@@ -423,12 +433,12 @@ def checked_gate(cfg: Any) -> GateConfig:
     g = merge_section(GateConfig, cfg.get("gate") or None, "gate")
     _check(g.split in ("valid", "test"), f"gate.split must be valid or test. Received: {g.split!r}")
     _check(
-        g.metric is not None or (g.min is None and g.min_lift is None),
-        "gate.min / gate.min_lift need gate.metric (e.g. gate.metric=ndcg@10)",
+        g.metric is not None or (g.min is None and g.max is None and g.min_lift is None),
+        "gate.min / gate.max / gate.min_lift need gate.metric (e.g. gate.metric=ndcg@10)",
     )
     _check(
-        g.metric is None or g.min is not None or g.min_lift is not None,
-        f"gate.metric={g.metric} needs gate.min and/or gate.min_lift",
+        g.metric is None or g.min is not None or g.max is not None or g.min_lift is not None,
+        f"gate.metric={g.metric} needs gate.min, gate.max and/or gate.min_lift",
     )
     _check(g.min_lift is None or g.min_lift > 0, f"gate.min_lift must be positive. Received: {g.min_lift}")
     return g
@@ -517,5 +527,14 @@ CTR_NEEDS_LABELS = (
 )
 
 
-def check_ctr_labels(model_cfg: Any, d: Any) -> None:
-    _check(model_cfg.get("task") != "ctr" or d.label_threshold is not None, CTR_NEEDS_LABELS)
+RATING_NEEDS_RATINGS = (
+    "model.task=rating needs a rating column: the dataset has none (map one with dataset.columns.rating, "
+    "or use experiment=ml100k_rating)"
+)
+
+
+def check_task_data(model_cfg: Any, d: Any) -> None:
+    """The labels a task trains on must exist in the data: refused before any data is read."""
+    task = model_cfg.get("task")
+    _check(task != "ctr" or d.label_threshold is not None, CTR_NEEDS_LABELS)
+    _check(task != "rating" or d.source != "table" or d.columns.rating is not None, RATING_NEEDS_RATINGS)

@@ -140,7 +140,7 @@ def train_plan(cfg, hydra_cfg) -> TrainPlan:
         from recctl.training.mlflow_logger import check_available
 
         check_available()
-    config.check_ctr_labels(cfg.model, dataset)
+    config.check_task_data(cfg.model, dataset)
     return TrainPlan(
         config=cfg,
         trainer=trainer,

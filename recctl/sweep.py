@@ -136,10 +136,13 @@ def job_outcomes(command: str, sweep_dir: Path) -> list[tuple[int, dict]]:
 
 
 def objective(sweep_dir: Path, rows: list[dict]) -> str:
-    """The column the sweep optimises: the validation value of trainer.monitor (CTR models: auc)."""
+    """The column the sweep optimises: the validation value of trainer.monitor (CTR models: auc,
+    rating models: rmse, lower is better: `_order`)."""
     for row in rows:
-        if row.get("valid_auc") is not None and row.get("valid_ndcg@10") is None:
-            return "valid_auc"
+        if row.get("valid_ndcg@10") is None:
+            for task_monitor in ("valid_auc", "valid_rmse"):
+                if row.get(task_monitor) is not None:
+                    return task_monitor
     config = sweep_dir / "multirun.yaml"
     monitor = "ndcg@10"
     if config.is_file():
@@ -150,6 +153,13 @@ def objective(sweep_dir: Path, rows: list[dict]) -> str:
         except Exception:  # an unreadable multirun.yaml: the default objective
             pass
     return f"valid_{monitor}" if f"valid_{monitor}" in (rows[0] if rows else {}) else "valid_ndcg@10"
+
+
+def _order(target: str) -> float:
+    """Sort key sign: best first (ascending for a lower-is-better column such as valid_rmse)."""
+    from recctl.evaluation.metrics import lower_is_better
+
+    return 1.0 if lower_is_better(target.removeprefix("valid_").removeprefix("test_")) else -1.0
 
 
 def write_leaderboard(sweep_dir: Path) -> dict[str, Path]:
@@ -174,7 +184,9 @@ def write_leaderboard(sweep_dir: Path) -> dict[str, Path]:
 
 def _markdown(sweep_dir: Path, rows: list[dict], target: str) -> str:
     done = [r for r in rows if r.get(target) is not None]
-    ranked = sorted(done, key=lambda r: -r[target]) + [r for r in rows if r.get(target) is None]
+    ranked = sorted(done, key=lambda r: _order(target) * r[target]) + [
+        r for r in rows if r.get(target) is None
+    ]
     counts = {}
     for row in rows:
         counts[row["status"]] = counts.get(row["status"], 0) + 1
@@ -197,7 +209,9 @@ def _markdown(sweep_dir: Path, rows: list[dict], target: str) -> str:
     if optuna.is_file():
         lines += ["Optuna's best trial: see `optimization_results.yaml` (`best_params`, `best_value`).", ""]
     show = ["job", "overrides", "status", target]
-    show += [c for c in ("test_ndcg@10", "test_hr@10", "test_auc", "pop_test_ndcg@10") if c != target]
+    show += [
+        c for c in ("test_ndcg@10", "test_hr@10", "test_auc", "test_rmse", "pop_test_ndcg@10") if c != target
+    ]
     show += ["epochs", "fit_s", "params", "error"]
     show = [c for c in show if any(r.get(c) is not None for r in rows) or c in ("job", "overrides", "status")]
     lines.append("| " + " | ".join(show) + " |")
@@ -222,7 +236,11 @@ def _seed_groups(done: list[dict], target: str) -> list[str]:
         groups.setdefault(key, []).append(row)
     if not groups or all(len(rows) == 1 for rows in groups.values()):
         return []
-    columns = [c for c in (target, "test_ndcg@10", "test_auc") if any(r.get(c) is not None for r in done)]
+    columns = [
+        c
+        for c in (target, "test_ndcg@10", "test_auc", "test_rmse")
+        if any(r.get(c) is not None for r in done)
+    ]
     columns = list(dict.fromkeys(columns))
 
     def spread(rows: list[dict], column: str) -> str:
@@ -231,7 +249,9 @@ def _seed_groups(done: list[dict], target: str) -> list[str]:
             return "-"
         return f"{values.mean():.4f} ± {values.std(ddof=1):.4f}" if len(values) > 1 else f"{values[0]:.4f}"
 
-    ranked = sorted(groups.items(), key=lambda kv: -float(np.mean([r[target] for r in kv[1]])))
+    ranked = sorted(
+        groups.items(), key=lambda kv: _order(target) * float(np.mean([r[target] for r in kv[1]]))
+    )
     lines = ["", "## Seeds grouped (mean ± standard deviation over seeds)", ""]
     lines.append("| configuration | seeds | " + " | ".join(columns) + " |")
     lines.append("|" + "---|" * (len(columns) + 2))

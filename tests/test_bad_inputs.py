@@ -336,7 +336,7 @@ ROWS: list[Row] = [
         "incomplete: a gate metric with no threshold",
         ("evaluate", "gate.metric=ndcg@10"),
         2,
-        "gate.metric=ndcg@10 needs gate.min and/or gate.min_lift",
+        "gate.metric=ndcg@10 needs gate.min, gate.max and/or gate.min_lift",
     ),
     Row(
         "retired-baseline-key",
@@ -354,7 +354,7 @@ ROWS: list[Row] = [
         "unknown baseline",
         ("evaluate", "evaluation.baselines=[pop,bpr]"),
         2,
-        "evaluation.baselines: unknown ['bpr']; known: pop, ease, item_knn, user_knn",
+        "evaluation.baselines: unknown ['bpr']; known: pop, ease, item_knn, user_knn, bias",
     ),
     Row(
         "gate-baseline-not-computed",
@@ -372,6 +372,37 @@ ROWS: list[Row] = [
         ("train", "experiment=ml100k_ctr", "evaluation.baselines=[pop,ease]"),
         2,
         "evaluation.baselines: ease does not apply to model.task=ctr; choose from pop (or [] for none)",
+    ),
+    Row(
+        "rating-without-ratings",
+        "config",
+        "contradictory: a rating model on a table with no rating column mapped",
+        (
+            "train",
+            "model=mf",
+            "model.task=rating",
+            "model.loss=mse",
+            "dataset=csv",
+            "dataset.path=ratings.csv",
+        ),
+        2,
+        "model.task=rating needs a rating column: the dataset has none (map one with dataset.columns.rating",
+    ),
+    Row(
+        "rating-wrong-loss",
+        "config",
+        "contradictory: a rating model with a ranking loss",
+        ("train", "model=mf", "model.task=rating"),
+        2,
+        "task=rating trains on labelled rows with loss=mse. Received: loss='softmax'",
+    ),
+    Row(
+        "rating-ranking-baseline",
+        "config",
+        "contradictory: a ranking baseline beside a rating model",
+        ("train", "experiment=ml100k_rating", "evaluation.baselines=[ease]"),
+        2,
+        "evaluation.baselines: ease does not apply to model.task=rating; choose from bias (or [] for none)",
     ),
     # ---- data: dataset=csv (CSV, TSV or Parquet) read by `prepare`
     Row(

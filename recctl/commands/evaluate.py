@@ -40,7 +40,7 @@ def run(cfg, result: dict) -> dict:
     loaded.folder.write_evaluation(previous, evaluated["per_user"])
     console.info(metrics_table(evaluated, result["protocol"], loaded.model_name))
     console.info(f"run: {loaded.path}")
-    verdict = check_gate(plan.gate, evaluated["metrics"], evaluated["baseline"])
+    verdict = check_gate(plan.gate, evaluated["metrics"], evaluated["baseline"], evaluated["task"])
     if verdict:
         console.info(verdict)
     return result

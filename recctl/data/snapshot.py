@@ -93,6 +93,15 @@ class Snapshot:
         """Binary labels of a split's rows (all 1 unless the snapshot has a label_threshold)."""
         return self.split(name)["label"].to_numpy(np.float32)
 
+    def ratings(self, name: str) -> np.ndarray:
+        """The rating of each of a split's rows (model.task=rating; see has_ratings)."""
+        return self.split(name)["rating"].to_numpy(np.float32)
+
+    @property
+    def has_ratings(self) -> bool:
+        """True when the source had a rating column (without one every rating is 1.0)."""
+        return bool(self.stats.get("has_ratings"))
+
     @property
     def has_labels(self) -> bool:
         return self.stats.get("label_threshold") is not None

@@ -4,7 +4,8 @@
 epochs (EASE, item-kNN, user-kNN), built at their `conf/model/<name>.yaml` defaults from the
 snapshot being evaluated and scored through the very path the model is: a deep model that does not
 beat them is not worth its training time. A task lists which of them make sense for it (a CTR
-result has only pop: the closed-form models rank, they do not predict labels).
+result has only pop: the closed-form models rank, they do not predict labels; a rating result has
+the regularised bias model, the rating counterpart of pop, which the default `[pop]` then means).
 """
 
 from __future__ import annotations
@@ -18,14 +19,22 @@ from recctl.errors import ConfigError
 FOR_TASK: dict[str, tuple[str, ...]] = {
     "ranking": ("pop", "ease", "item_knn", "user_knn"),
     "ctr": ("pop",),
+    "rating": ("bias",),
 }
 NAMES = tuple(dict.fromkeys(name for names in FOR_TASK.values() for name in names))
+
+
+def for_task(names, task: str) -> list[str]:
+    """The baselines as the task reads them: `pop` (the default of evaluation.baselines and
+    gate.baseline) stands for the task's own first baseline where pop does not apply (rating: bias)."""
+    allowed = FOR_TASK.get(task, ("pop",))
+    return [allowed[0] if n == "pop" and "pop" not in allowed else str(n) for n in names]
 
 
 def check_baselines(names, task: str) -> None:
     """Refuse a baseline the task cannot have, before any work (train) or before scoring (evaluate)."""
     allowed = FOR_TASK.get(task, ("pop",))
-    refused = [n for n in names if n not in allowed]
+    refused = [n for n in for_task(names, task) if n not in allowed]
     if refused:
         raise ConfigError(
             f"evaluation.baselines: {refused[0]} does not apply to model.task={task}; "
@@ -36,7 +45,8 @@ def check_baselines(names, task: str) -> None:
 def baseline_scorers(task, snapshot, settings, seed: int) -> dict[str, Callable[[str], dict[str, Any]]]:
     """{name: split -> metrics} for each configured baseline; a fitted baseline is built once."""
     check_baselines(settings.baselines, task.name)
-    return {name: _scorer(name, task, snapshot, settings, seed) for name in settings.baselines}
+    names = for_task(settings.baselines, task.name)
+    return {name: _scorer(name, task, snapshot, settings, seed) for name in names}
 
 
 def _scorer(name: str, task, snapshot, settings, seed: int):

@@ -15,6 +15,8 @@ Definitions (per user with at least one target T, then averaged over those users
               recommended items are, whether or not they are hits (Zhou et al., PNAS 2010)
   auc         per target, the share of candidate items (not masked, not targets) scored below it
               (ties count half), averaged over targets of a user, then over users
+Rating task (model.task=rating), over a split's rated rows: rmse = sqrt(mean((r - r_hat)^2)),
+mae = mean(|r - r_hat|). Both are lower-is-better (LOWER_IS_BETTER), as is logloss.
 
 keras-rs ships NDCG/MRR/MAP metrics, but they take dense [batch, list] relevance and score tensors;
 over a whole catalogue that is n_items columns per user. Working from top-K indexes is exact for
@@ -27,6 +29,13 @@ import numpy as np
 
 DEFAULT_NAMES = ("hr", "ndcg", "recall", "mrr", "precision", "map", "coverage")  # evaluation.metrics' default
 NAMES = (*DEFAULT_NAMES, "f1", "novelty")
+# Figures where smaller is better: early stopping, gate.max / gate.min_lift and the sweep direction
+# follow this set (a lift is then the baseline's value divided by the model's).
+LOWER_IS_BETTER = frozenset({"rmse", "mae", "logloss"})
+
+
+def lower_is_better(metric: str) -> bool:
+    return metric.split("@")[0] in LOWER_IS_BETTER
 
 
 class RankingAccumulator:
@@ -134,6 +143,14 @@ def binary_logloss(labels: np.ndarray, probabilities: np.ndarray, eps: float = 1
     p = np.clip(probabilities.astype(np.float64), eps, 1 - eps)
     y = labels.astype(np.float64)
     return float(-(y * np.log(p) + (1 - y) * np.log(1 - p)).mean())
+
+
+def rating_errors(ratings: np.ndarray, predictions: np.ndarray) -> dict[str, float]:
+    """RMSE and MAE of predicted ratings (float64 sums, so the figure does not depend on batching)."""
+    error = np.asarray(predictions, np.float64).ravel() - np.asarray(ratings, np.float64).ravel()
+    if error.size == 0:
+        return {}
+    return {"rmse": float(np.sqrt(np.mean(error * error))), "mae": float(np.mean(np.abs(error)))}
 
 
 def binary_auc(labels: np.ndarray, scores: np.ndarray) -> float:

@@ -67,6 +67,7 @@ def evaluate_model(model, snapshot: Snapshot, settings, seed: int, splits=("vali
         "intervals": None,
         "per_user": None,
         "digests": {},
+        "task": task.name,
     }
     own: dict[str, PerUser] = {}
     theirs: dict[str, dict[str, PerUser]] = {name: {} for name in scorers}

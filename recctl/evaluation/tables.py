@@ -36,7 +36,7 @@ def metrics_table(result: dict, protocol: str, model_name: str) -> str:
         for name, split in lifts:
             m, b = metrics[split].get(key), baselines[name][split].get(key)
             band = (((intervals.get("lift") or {}).get(name) or {}).get(split) or {}).get(key)
-            lift = f"{m / b:.2f}x" if m is not None and b and key not in ("logloss",) else "-"
+            lift = _lift(key, m, b)
             row.append(f"{lift} ({band[0]:.2f}-{band[1]:.2f})" if band and lift != "-" else lift)
         rows.append(row)
     rows = [rows[0], *fold_identical_rows(rows[1:])]
@@ -55,6 +55,18 @@ def metrics_table(result: dict, protocol: str, model_name: str) -> str:
         )
     lines.append(f"protocol: {protocol}")
     return "\n".join(lines)
+
+
+def _lift(metric: str, model, base) -> str:
+    """model / baseline, or baseline / model for a lower-is-better metric (rmse): above 1 is better.
+    logloss gets none (a ratio of log-losses means little)."""
+    from recctl.evaluation.metrics import lower_is_better
+
+    if model is None or not base or metric == "logloss":
+        return "-"
+    if lower_is_better(metric):
+        return f"{base / model:.2f}x" if model else "-"
+    return f"{model / base:.2f}x"
 
 
 def fold_identical_rows(rows: list[list[str]]) -> list[list[str]]:

@@ -7,13 +7,15 @@ switch in the pipelines, fit, train and evaluate.
   catalogue, history masked; pop beside it.
 - ctr (labelled rows): trained on the 0/1 labels; AUC and logloss of predicted probabilities; pop's
   counts as the score.
+- rating (rated rows): trained on the rating value (squared error); RMSE and MAE, lower is better;
+  the regularised bias model (models/bias.py) beside it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from recctl.config import CTR_NEEDS_LABELS
+from recctl.config import CTR_NEEDS_LABELS, RATING_NEEDS_RATINGS
 from recctl.data.snapshot import Snapshot
 from recctl.errors import ConfigError
 from recctl.evaluation.uncertainty import PerUser  # noqa: F401  (named in Evaluated)
@@ -24,7 +26,7 @@ Metrics = dict[str, float]
 Evaluated = tuple[Metrics, "PerUser | None"]
 
 
-def task_of(model) -> RankingTask | ClickTask:
+def task_of(model) -> RankingTask | ClickTask | RatingTask:
     return TASKS[getattr(model, "task", "ranking")]
 
 
@@ -44,6 +46,7 @@ def ranking_protocol(snapshot: Snapshot) -> str:
 
 class RankingTask:
     name = "ranking"
+    lower_is_better = False  # of the monitored figure
 
     def training_labels(self, snapshot: Snapshot):
         return None  # implicit feedback: positives, with negatives sampled by the pipeline
@@ -127,6 +130,7 @@ class RankingTask:
 
 class ClickTask:
     name = "ctr"
+    lower_is_better = False
 
     def training_labels(self, snapshot: Snapshot):
         """The training rows' 0/1 labels (dataset.label_threshold made them)."""
@@ -161,4 +165,43 @@ class ClickTask:
         return popularity_pointwise(snapshot, split), None
 
 
-TASKS = {"ranking": RankingTask(), "ctr": ClickTask()}
+class RatingTask:
+    """Regression on the rating of each labelled row; the split is the dataset's, as configured."""
+
+    name = "rating"
+    lower_is_better = True
+
+    def training_labels(self, snapshot: Snapshot):
+        if not snapshot.has_ratings:
+            raise ConfigError(RATING_NEEDS_RATINGS)
+        return snapshot.ratings("train")
+
+    def protocol(self, snapshot: Snapshot, settings=None) -> str:
+        return (
+            f"RATING: predicted vs. actual rating of every row, {snapshot.stats['split']} split "
+            f"({snapshot.stats['train']}/{snapshot.stats['valid']}/{snapshot.stats['test']} rows); "
+            "RMSE and MAE over the split's rated rows, lower is better (no ranking)"
+        )
+
+    def monitor(self, configured: str) -> str:
+        return "rmse"  # rated rows: validated on RMSE whatever trainer.monitor says
+
+    def validator(self, model, snapshot: Snapshot, monitor: str, batch_size: int) -> Callable[[], Metrics]:
+        from recctl.evaluation.pointwise import rating_function, rating_metrics
+
+        predict = rating_function(model)
+        return lambda: rating_metrics(predict, snapshot, "valid")
+
+    def evaluate(self, model, snapshot: Snapshot, settings, seed: int, split: str) -> Evaluated:
+        """Row-level figures: no per-user values, so no intervals (docs/evaluation.md)."""
+        from recctl.evaluation.pointwise import rating_function, rating_metrics
+
+        if not snapshot.has_ratings:
+            raise ConfigError(RATING_NEEDS_RATINGS)
+        return rating_metrics(rating_function(model), snapshot, split), None
+
+    def baseline(self, snapshot: Snapshot, settings, split: str, seed: int) -> Evaluated:
+        raise ConfigError("pop does not apply to model.task=rating: its baseline is bias")
+
+
+TASKS = {"ranking": RankingTask(), "ctr": ClickTask(), "rating": RatingTask()}

@@ -176,13 +176,46 @@ class IdRecommender(Recommender):
 
     input_kind: ClassVar[str] = "id"
     supported_losses: ClassVar[tuple[str, ...]] = ("bpr", "softmax", "bce")
+    # What the family can be trained to predict (model.task; evaluation/tasks.py): "ranking"
+    # (implicit feedback), "ctr" (labelled rows), "rating" (regression on the rating value).
+    tasks: ClassVar[tuple[str, ...]] = ("ranking",)
 
-    def __init__(self, n_users: int, n_items: int, loss: str = "bpr", num_negatives: int = 1, **kwargs):
+    def __init__(
+        self,
+        n_users: int,
+        n_items: int,
+        loss: str = "bpr",
+        num_negatives: int = 1,
+        task: str = "ranking",
+        **kwargs,
+    ):
         super().__init__(n_users, n_items, **kwargs)
-        check_choice("loss", loss, self.supported_losses)
+        check_choice("task", task, self.tasks)
+        if task in TASK_LOSSES:
+            if loss != TASK_LOSSES[task]:
+                raise ValueError(
+                    f"task={task} trains on labelled rows with loss={TASK_LOSSES[task]}. Received: loss={loss!r}"
+                )
+        else:
+            check_choice("loss", loss, self.supported_losses)
         check_positive("num_negatives", num_negatives)
         self.loss_name = loss
         self.num_negatives = int(num_negatives)
+        self.task = task
+        if task == "rating":
+            # The training split's mean rating (load_tables), learned on from there: every family
+            # predicts a deviation from it, so training does not start 3.5 stars away.
+            self.global_bias = self.add_weight(shape=(), initializer="zeros", name="global_bias")
+
+    def load_tables(self, tables: dict[str, Any]) -> None:
+        if self.task == "rating" and tables.get("train_ratings") is not None and len(tables["train_ratings"]):
+            self.global_bias.assign(float(np.mean(tables["train_ratings"])))
+
+    def task_output(self, scores):
+        """The family's scores as the task predicts them: the rating task adds the global mean."""
+        if self.task != "rating":
+            return scores
+        return scores + ops.cast(self.global_bias, scores.dtype)
 
     @property
     def emits_probabilities(self) -> bool:
@@ -214,13 +247,18 @@ class IdRecommender(Recommender):
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
-        config.update(loss=self.loss_name, num_negatives=self.num_negatives)
+        config.update(loss=self.loss_name, num_negatives=self.num_negatives, task=self.task)
         return config
+
+
+# Tasks trained on labelled rows, and the one loss each trains with.
+TASK_LOSSES = {"ctr": "bce", "rating": "mse"}
 
 
 def ranking_loss(name: str) -> keras.losses.Loss:
     """bpr: pairwise logistic (BPR, via keras-rs); softmax: sampled softmax over the positive and
-    its negatives; bce: pointwise binary cross-entropy (calibrated probabilities)."""
+    its negatives; bce: pointwise binary cross-entropy (calibrated probabilities); mse: squared
+    error on the rating (task=rating)."""
     if name == "bpr":
         import keras_rs
 
@@ -229,7 +267,9 @@ def ranking_loss(name: str) -> keras.losses.Loss:
         return keras.losses.CategoricalCrossentropy(from_logits=True)
     if name == "bce":
         return keras.losses.BinaryCrossentropy(from_logits=True)
-    raise ValueError(f"loss should be one of bpr, softmax, bce. Received: loss={name!r}")
+    if name == "mse":  # the rating task: regression on the rating value
+        return keras.losses.MeanSquaredError()
+    raise ValueError(f"loss should be one of bpr, softmax, bce, mse. Received: loss={name!r}")
 
 
 def gather_rows(table, index):

@@ -8,6 +8,10 @@ embeddings used in the batch only (cheap on large catalogues) instead of the who
 
     model = MatrixFactorization(n_users=943, n_items=1682, embedding_dim=64, loss="bpr")
     scores = model.score_all(keras.ops.array([0, 1]))   # [2, 1682]
+
+task="rating" is the biased MF of Koren et al. (Funk SVD, surprise's SVD): r_hat = mu + b_u + b_i
++ p_u . q_i, trained with squared error on the rating, mu starting at the training mean, the L2
+penalty on the batch's factors and biases (SVD's reg_all).
 """
 
 from __future__ import annotations
@@ -32,7 +36,10 @@ class MatrixFactorization(IdRecommender):
         pipeline repeats it on each row): they are embedded once and scored with one matmul
         instead of a gather per example, which made the per-example gathers of 64 negatives the
         bottleneck (BENCHMARKS.md, section 11). A negative equal to a row's positive is masked.
+    task: "ranking" or "rating" (loss=mse; see the module doc).
     """
+
+    tasks = ("ranking", "rating")
 
     def __init__(
         self,
@@ -56,6 +63,8 @@ class MatrixFactorization(IdRecommender):
         self.init_std = float(init_std)
         self.use_bias = bool(use_bias)
         self.shared_negatives = bool(shared_negatives)
+        if self.task == "rating" and self.shared_negatives:
+            raise ValueError("shared_negatives applies to sampled negatives, not to task=rating")
         init = keras.initializers.RandomNormal(stddev=self.init_std)
         self.user_embedding = layers.Embedding(
             self.n_users, self.embedding_dim, embeddings_initializer=init, name="user_embedding"
@@ -66,14 +75,22 @@ class MatrixFactorization(IdRecommender):
         self.item_bias = layers.Embedding(self.n_items, 1, embeddings_initializer="zeros", name="item_bias")
         for layer in (self.user_embedding, self.item_embedding, self.item_bias):
             layer.build((None,))
+        if self.task == "rating":  # a user's offset matters for ratings, not for a user's ranking
+            self.user_bias = layers.Embedding(
+                self.n_users, 1, embeddings_initializer="zeros", name="user_bias"
+            )
+            self.user_bias.build((None,))
         self.built = True
 
     def id_axes(self):
-        return {
+        axes = {
             "user_embedding/embeddings": IdAxis("user"),
             "item_embedding/embeddings": IdAxis("item"),
             "item_bias/embeddings": IdAxis("item"),
         }
+        if self.task == "rating":
+            axes["user_bias/embeddings"] = IdAxis("user")
+        return axes
 
     def call(self, inputs, training=False):
         users, items = inputs["user"], inputs["items"]
@@ -82,12 +99,18 @@ class MatrixFactorization(IdRecommender):
         u = self.user_embedding(users)
         v = self.item_embedding(items)
         scores = ops.einsum("bd,bcd->bc", u, v)
+        penalty = ops.sum(u * u) + ops.sum(v * v)
         if self.use_bias:
-            scores = scores + ops.squeeze(self.item_bias(items), -1)
+            b = ops.squeeze(self.item_bias(items), -1)
+            scores = scores + b
+            if self.task == "rating":
+                bu = self.user_bias(users)  # [B, 1]
+                scores = scores + bu
+                penalty = penalty + ops.sum(b * b) + ops.sum(bu * bu)
         if training and self.l2 > 0:
             batch = ops.cast(ops.shape(u)[0], u.dtype)
-            self.add_loss(self.l2 * (ops.sum(u * u) + ops.sum(v * v)) / batch)
-        return scores
+            self.add_loss(self.l2 * penalty / batch)
+        return self.task_output(scores)
 
     def _shared_negative_scores(self, users, items):
         """[B, 1 + K] scores: each row's positive, then the batch's K shared negatives (row 0's)."""
@@ -113,7 +136,9 @@ class MatrixFactorization(IdRecommender):
         scores = ops.matmul(u, ops.transpose(self.item_embedding.embeddings))
         if self.use_bias:
             scores = scores + ops.reshape(self.item_bias.embeddings, (1, -1))
-        return scores
+            if self.task == "rating":
+                scores = scores + self.user_bias(users)
+        return self.task_output(scores)
 
     def get_config(self):
         config = super().get_config()

@@ -49,9 +49,12 @@ class NeuMF(IdRecommender):
     init_std: standard deviation of the normal initialiser of the embeddings (0.01 in the paper).
     l2: weight of the L2 penalty on the batch's embeddings (0 = the paper's default).
     loss / num_negatives: see IdRecommender (default bce, as the paper, with 32 sampled negatives).
+    task: "ranking" or "rating" (loss=mse: the prediction layer outputs the deviation from the
+        training mean rating).
     """
 
     jit_compile_default = True
+    tasks = ("ranking", "rating")
 
     def __init__(
         self,
@@ -167,7 +170,7 @@ class NeuMF(IdRecommender):
             batch = ops.cast(ops.shape(users)[0], "float32")
             self.add_loss(self.l2 * sum(ops.sum(ops.square(v)) for v in used) / batch)
         joint = towers[0] if len(towers) == 1 else ops.concatenate(towers, axis=-1)
-        return ops.squeeze(self.prediction(joint), -1)
+        return self.task_output(ops.squeeze(self.prediction(joint), -1))
 
     def score_all(self, users):
         # Weights read directly are cast to the compute dtype (mixed precision); layer calls do it themselves.
@@ -184,7 +187,7 @@ class NeuMF(IdRecommender):
             hidden = ops.relu(ops.expand_dims(u, 1) + ops.expand_dims(i, 0))  # [B, N, h0]
             hidden = self._mlp_tail(hidden, False)
             scores = scores + ops.squeeze(ops.matmul(hidden, kernel[self.gmf_width :]), -1)
-        return scores
+        return self.task_output(scores)
 
     def get_config(self):
         config = super().get_config()

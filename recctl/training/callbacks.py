@@ -14,7 +14,8 @@ from recctl import console
 
 
 class RankingValidation(keras.callbacks.Callback):
-    """Full-ranking validation every `every` epochs; early stopping and best-weight restoring on `monitor`.
+    """The task's validation every `every` epochs; early stopping and best-weight restoring on
+    `monitor` (higher is better unless `lower_is_better`: rmse).
 
     Writes `val_<metric>` into the epoch logs so history.csv, TensorBoard and the epoch lines see it.
     Early stopping waits for `min_updates` optimizer updates: on a small dataset an epoch is a few
@@ -31,8 +32,10 @@ class RankingValidation(keras.callbacks.Callback):
         restore_best: bool,
         every: int = 1,
         min_updates: int = 0,
+        lower_is_better: bool = False,
     ):
         super().__init__()
+        self.sign = -1.0 if lower_is_better else 1.0
         self.min_updates = int(min_updates)
         self.evaluate_fn = evaluate_fn
         self.monitor = monitor
@@ -41,7 +44,7 @@ class RankingValidation(keras.callbacks.Callback):
         self.early_stopping = early_stopping
         self.restore_best = restore_best
         self.every = max(1, every)
-        self.best = -math.inf
+        self.best = -self.sign * math.inf
         self.best_epoch = -1
         self.best_weights = None
         self.wait = 0
@@ -58,7 +61,7 @@ class RankingValidation(keras.callbacks.Callback):
         for key, value in metrics.items():
             logs[f"val_{key}"] = value
         value = metrics[self.monitor]
-        if value > self.best + self.min_delta:
+        if self.sign * value > self.sign * self.best + self.min_delta:
             self.best, self.best_epoch, self.wait = value, epoch, 0
             if self.restore_best:
                 self.best_weights = self.model.get_weights()
@@ -74,7 +77,7 @@ class RankingValidation(keras.callbacks.Callback):
         return {"best": best, "best_epoch": self.best_epoch, "wait": self.wait, "seconds": self.seconds}
 
     def restore(self, state: dict, best_weights: list | None, current_weights: list) -> None:
-        self.best = -math.inf if state.get("best") is None else float(state["best"])
+        self.best = -self.sign * math.inf if state.get("best") is None else float(state["best"])
         self.best_epoch = int(state.get("best_epoch", -1))
         self.wait = int(state.get("wait", 0))
         self.seconds = float(state.get("seconds", 0.0))

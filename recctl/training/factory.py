@@ -43,6 +43,7 @@ def data_tables(snapshot: Snapshot) -> dict[str, Any]:
         "item_numeric": item_num,
         "item_popularity": snapshot.item_popularity(),
         "train_pairs": snapshot.pairs("train"),  # (users, items): models fitted in closed form
+        "train_ratings": snapshot.ratings("train") if snapshot.has_ratings else None,  # task=rating
     }
 
 

@@ -107,6 +107,7 @@ def fit(
         trainer.restore_best,
         trainer.validate_every,
         trainer.min_updates,
+        lower_is_better=task.lower_is_better,
     )
     if resume_from is not None:
         validation.restore(state.get("validation") or {}, state.get("best_weights"), model.get_weights())

@@ -80,14 +80,23 @@ def resumable_run(cfg, hydra_cfg) -> Resumed:
     return Resumed(run_dir.resolve(), run_cfg, manifest.get("model") or "model", checkpoint, epoch)
 
 
+_GAINED_TASK = ("recctl.models.mf.MatrixFactorization", "recctl.models.neumf.NeuMF")
+
+
 def upgrade_saved_config(run_cfg):
     """Spell out what an older run's config.yaml left to a default that has since changed, so the
     run resumes as it began: sequence models saved before `model.softmax` existed trained on the
     sampled softmax (the default is now auto). Runs saved before `evaluation.baselines` said
-    `evaluation.baseline: true|false`: that is `[pop]` or `[]`."""
+    `evaluation.baseline: true|false`: that is `[pop]` or `[]`. mf and neumf saved before
+    `model.task` existed were ranking models."""
     model = run_cfg.get("model") or {}
     if "max_length" in model and "num_negatives" in model and "softmax" not in model:
         run_cfg.model.softmax = "sampled"
+    if model.get("_target_") in _GAINED_TASK and "task" not in model:
+        from omegaconf import open_dict
+
+        with open_dict(run_cfg):
+            run_cfg.model.task = "ranking"
     evaluation = run_cfg.get("evaluation")
     if evaluation is not None and "baseline" in evaluation:
         from omegaconf import open_dict

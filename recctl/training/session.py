@@ -100,7 +100,7 @@ def complete_run(
 def apply_gate(plan: TrainPlan, evaluated: dict, folder: RunFolder) -> None:
     """The quality gate on a completed run; its manifest says how it went (sweeps read it)."""
     try:
-        verdict = check_gate(plan.gate, evaluated["metrics"], evaluated["baseline"])
+        verdict = check_gate(plan.gate, evaluated["metrics"], evaluated["baseline"], evaluated["task"])
     except RecctlError as exc:
         folder.record_gate(False, str(exc))
         raise
