@@ -134,3 +134,12 @@ def test_rating_needs_the_squared_error_loss():
     with pytest.raises(ValueError, match="task should be one of ranking, rating"):
         MatrixFactorization(10, 10, task="ctr", loss="bce")
     # the refusals a user meets on the command line are rows of tests/test_bad_inputs.py
+
+
+@pytest.mark.slow
+def test_rating_bar_on_ml100k(ml100k_dir: Path, tmp_path: Path):
+    result = recctl_json(
+        "train", "experiment=ml100k_rating", f"dataset.root={ml100k_dir}", cwd=tmp_path, timeout=1200
+    )
+    rmse, bias = result["metrics"]["test"]["rmse"], result["baseline"]["bias"]["test"]["rmse"]
+    assert rmse <= 0.945 and rmse < bias  # surprise's SVD: 0.9412 on a seeded 80/10/10 split

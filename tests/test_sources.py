@@ -463,3 +463,41 @@ def test_one_million_rows_is_fast(tmp_path: Path) -> None:
     raw = load_table(table_cfg(path, columns={"rating": "rating", "timestamp": "ts"}))
     assert time.perf_counter() - start < 3.0
     assert len(raw.interactions) == n and raw.interactions["user_id"].str.len().eq(6).all()
+
+
+# ------------------------------------------------------------------------------------- compressed files
+
+
+def _compressed(path: Path, data: bytes) -> Path:
+    import bz2
+    import gzip
+    import lzma
+
+    openers = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
+    if path.suffix in openers:
+        with openers[path.suffix](path, "wb") as f:
+            f.write(data)
+    else:  # .zst through pyarrow's codec
+        with pa.output_stream(path, compression="zstd") as f:
+            f.write(data)
+    return path
+
+
+@pytest.mark.parametrize("suffix", [".gz", ".bz2", ".xz", ".zst"])
+def test_compressed_files_read_like_the_plain_one(tmp_path: Path, suffix: str) -> None:
+    text = "user,item,rating\n" + "".join(f"u{i % 9},i{i % 7},{1 + i % 5}\n" for i in range(200))
+    plain = load_table(table_cfg(write(tmp_path / "r.csv", text), columns={"rating": "rating"}))
+    packed = _compressed(tmp_path / f"r.csv{suffix}", text.encode())
+    got = load_table(table_cfg(packed, columns={"rating": "rating"}))
+    pd.testing.assert_frame_equal(got.interactions, plain.interactions)
+    # errors name the line and column of the decompressed text
+    bad = _compressed(tmp_path / f"bad.csv{suffix}", text.replace("u3,i3,4", "u3,i3,abc").encode())
+    assert load_error(table_cfg(bad, columns={"rating": "rating"})).startswith(
+        f"{bad}, line 5, column 'rating':"
+    )
+
+
+def test_a_truncated_archive_is_named_as_such(tmp_path: Path) -> None:
+    whole = _compressed(tmp_path / "r.csv.gz", b"user,item\n" + b"u1,i1\n" * 5000)
+    cut = write(tmp_path / "cut.csv.gz", whole.read_bytes()[:100])
+    assert "cannot be decompressed as .gz" in load_error(table_cfg(cut))

@@ -26,15 +26,23 @@ class EpochClock:
 
 
 def _per_epoch(
-    seed: int, clock: EpochClock | None, make_epoch: Callable[[tf.Tensor], tf.data.Dataset]
+    seed: int,
+    clock: EpochClock | None,
+    make_epoch: Callable[[tf.Tensor], tf.data.Dataset],
+    examples: int,
+    batch_size: int,
 ) -> tf.data.Dataset:
-    """One epoch of `make_epoch(epoch_seed)`, re-evaluated (clock read, seed derived) per iterator."""
+    """One epoch of `make_epoch(epoch_seed)` (its `examples` cut into batches by _index_batches),
+    re-evaluated (clock read, seed derived) per iterator. The batch count is declared, as flat_map
+    loses it: Keras then knows the epoch's end instead of warning that the input ran out of data."""
     clock = clock or EpochClock()
     base = tf.constant(int(seed) * 1_000_003, tf.int64)
     seeds = tf.data.Dataset.from_tensors(tf.constant(0, tf.int64)).map(
         lambda _: base + clock.epoch.read_value()
     )
-    return seeds.flat_map(make_epoch).prefetch(tf.data.AUTOTUNE)
+    batches = (int(examples) + int(batch_size) - 1) // int(batch_size)
+    epoch = seeds.flat_map(make_epoch).apply(tf.data.experimental.assert_cardinality(batches))
+    return epoch.prefetch(tf.data.AUTOTUNE)
 
 
 def _index_batches(n: int, batch_size: int, epoch_seed: tf.Tensor) -> tf.data.Dataset:
@@ -99,7 +107,7 @@ def id_training_dataset(
             make_batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
         )
 
-    return _per_epoch(seed, clock, one_epoch)
+    return _per_epoch(seed, clock, one_epoch, n, batch_size)
 
 
 def labeled_pairs_dataset(
@@ -124,7 +132,7 @@ def labeled_pairs_dataset(
             make_batch, num_parallel_calls=tf.data.AUTOTUNE
         )
 
-    return _per_epoch(seed, clock, one_epoch)
+    return _per_epoch(seed, clock, one_epoch, len(users), batch_size)
 
 
 def _time_ordered(snapshot, splits: tuple[str, ...]):
@@ -194,7 +202,7 @@ def sequence_training_dataset(
                 num_parallel_calls=tf.data.AUTOTUNE,
             )
 
-        return _per_epoch(seed, clock, prefix_epoch)
+        return _per_epoch(seed, clock, prefix_epoch, len(pair_pos), batch_size)
 
     # seq2seq windows, built once in numpy
     pair_user = users_of[pair_at]
@@ -232,7 +240,7 @@ def sequence_training_dataset(
             num_parallel_calls=tf.data.AUTOTUNE,
         )
 
-    return _per_epoch(seed, clock, windows_epoch)
+    return _per_epoch(seed, clock, windows_epoch, n_windows, batch_size)
 
 
 def user_vector_training_dataset(
@@ -257,7 +265,7 @@ def user_vector_training_dataset(
             lambda _, rows: to_vectors(tf.gather(ids, rows)), num_parallel_calls=tf.data.AUTOTUNE
         )
 
-    return _per_epoch(seed, clock, one_epoch)
+    return _per_epoch(seed, clock, one_epoch, len(users), batch_size)
 
 
 def _multi_hot(rows: tf.RaggedTensor, n_items: int) -> tf.Tensor:

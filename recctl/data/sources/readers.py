@@ -3,13 +3,19 @@
 Why they are strict: everything downstream trusts the frames read here, so a bad file fails with one
 line naming the file, the physical line and the column, not as a NaN loss an hour later. Reading is
 vectorised with pyarrow (a 1M-row CSV loads in well under a second); line numbers are only worked
-out, by re-scanning the file, for the first bad row.
+out, by re-scanning the file, for the first bad row. A compressed file (`.gz`, `.bz2`, `.xz`, `.zst`)
+is read through its decompressor, so lines and columns in messages are those of the decompressed
+text.
 """
 
 from __future__ import annotations
 
+import bz2
 import codecs
 import csv
+import gzip
+import io
+import lzma
 import re
 from pathlib import Path
 from typing import Any
@@ -23,6 +29,31 @@ from recctl.errors import DataError
 _PARQUET_SUFFIXES = (".parquet", ".pq")
 _SEP_NAMES = {"tab": "\t", "comma": ",", "semicolon": ";", "pipe": "|", "space": " "}
 _SEP_ESCAPES = {"t": "\t", "n": "\n", "r": "\r", "0": "\0", "\\": "\\"}
+
+
+_DECOMPRESSORS = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
+
+
+def open_binary(path: Path):
+    """The file's bytes, decompressed when its suffix names a compression pandas reads."""
+    suffix = path.suffix.lower()
+    if suffix in _DECOMPRESSORS:
+        return _DECOMPRESSORS[suffix](path, "rb")
+    if suffix == ".zip":
+        raise DataError(f"{path}: a zip archive is not read directly; unzip it, or gzip the file inside")
+    if suffix in (".zst", ".zstd"):
+        if not pa.Codec.is_available("zstd"):
+            raise DataError(f"{path}: this pyarrow was built without zstd; decompress the file first")
+        return io.BufferedReader(pa.input_stream(path, compression="zstd"))
+    return open(path, "rb")
+
+
+def _open_text(path: Path, encoding: str, errors: str = "strict"):
+    return io.TextIOWrapper(open_binary(path), encoding=encoding, errors=errors, newline="")
+
+
+def _compression_error(path: Path, exc: BaseException) -> DataError:
+    return DataError(f"{path}: cannot be decompressed as {path.suffix} ({_one_line(exc)})")
 
 
 def unescape_sep(sep: str) -> str:
@@ -152,7 +183,7 @@ class _CsvReader:
         """Read the first record: header names, or "0".."n-1" when there is no header."""
         first: list[str] | None = None
         try:
-            with open(self.path, encoding=self._py_encoding, newline="") as f:
+            with _open_text(self.path, self._py_encoding) as f:
                 for row in self._csv_reader(f):
                     if row:
                         first = row
@@ -161,6 +192,8 @@ class _CsvReader:
             raise self._encoding_error() from None
         except csv.Error as exc:
             raise DataError(f"{self.path}, line 1: cannot parse the first line ({_one_line(exc)})") from None
+        except (OSError, EOFError, lzma.LZMAError, pa.ArrowException) as exc:
+            raise _compression_error(self.path, exc) from None
         if first is None or (not any(field.strip() for field in first) and self._only_blank_lines()):
             raise DataError(f"{self.path}: file is empty (no lines with data)")
         if self.header:
@@ -168,7 +201,7 @@ class _CsvReader:
         return [str(i) for i in range(len(first))]
 
     def _only_blank_lines(self) -> bool:
-        with open(self.path, encoding=self._py_encoding, errors="replace") as f:
+        with _open_text(self.path, self._py_encoding, errors="replace") as f:
             return not any(line.strip() for line in f)
 
     def record_line(self, record: int) -> int | None:
@@ -178,7 +211,7 @@ class _CsvReader:
         line number; this re-scan (only on the error path) makes the reported line the real one.
         """
         try:
-            with open(self.path, encoding=self._py_encoding, errors="replace", newline="") as f:
+            with _open_text(self.path, self._py_encoding, errors="replace") as f:
                 reader = self._csv_reader(f)
                 seen = 0
                 previous_end = 0
@@ -190,7 +223,7 @@ class _CsvReader:
                     seen += 1
                     if seen == record:
                         return start
-        except (csv.Error, OSError):
+        except (csv.Error, OSError, EOFError, lzma.LZMAError):
             return None
         return None
 
@@ -303,14 +336,17 @@ class _CsvReader:
             quoted_strings_can_be_null=False,
         )
         try:
-            table = pacsv.read_csv(
-                self.path,
-                read_options=read_options,
-                parse_options=parse_options,
-                convert_options=convert_options,
-            )
+            with open_binary(self.path) as stream:
+                table = pacsv.read_csv(
+                    stream,
+                    read_options=read_options,
+                    parse_options=parse_options,
+                    convert_options=convert_options,
+                )
         except UnicodeDecodeError:
             raise self._encoding_error() from None
+        except (EOFError, lzma.LZMAError, gzip.BadGzipFile) as exc:
+            raise _compression_error(self.path, exc) from None
         except (pa.ArrowException, OSError, ValueError) as exc:
             if bad_rows:
                 raise self._field_count_error(bad_rows[0]) from None
@@ -387,7 +423,7 @@ def _find_decode_error(path: Path, codec: str) -> tuple[int, int, bytes, str] | 
     decoder = codecs.getincrementaldecoder(codec)("strict")
     consumed = 0
     newlines = 0
-    with open(path, "rb") as f:
+    with open_binary(path) as f:
         while True:
             chunk = f.read(1 << 20)
             final = not chunk
