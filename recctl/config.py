@@ -330,6 +330,17 @@ def retired_key_error(overrides: list[str]) -> str | None:
     return None
 
 
+def check_cutoffs(e: EvaluationConfig, n_items: int, where: str) -> None:
+    """Cut-offs beyond the catalogue cannot be ranked: refused once the snapshot is known, before any
+    training or scoring (`where`: the snapshot or run the catalogue belongs to)."""
+    too_big = [k for k in e.ks if k > n_items]
+    _check(
+        not too_big,
+        f"evaluation.ks={list(e.ks)}: cut-off {too_big[0] if too_big else ''} is larger than the "
+        f"catalogue of {where} ({n_items} items); use cut-offs up to {n_items}",
+    )
+
+
 def checked_evaluation(cfg: Any) -> EvaluationConfig:
     from recctl.evaluation.metrics import NAMES
 

@@ -686,6 +686,18 @@ ROWS: list[Row] = [
         note="the same settings as the run's are accepted",
     ),
     Row(
+        "run-cutoff-beyond-catalogue",
+        "runs",
+        "`evaluate` with a cut-off larger than the run's catalogue",
+        ("evaluate", "run=outputs/runs/mf", "evaluation.ks=[100000]"),
+        2,
+        "evaluation.ks=[100000]: cut-off 100000 is larger than the catalogue of run outputs/runs/mf (… items); "
+        "use cut-offs up to …",
+        setup=_copy_trained,
+        needs_run=True,
+        note="checked before scoring: the completed run gets no error.log",
+    ),
+    Row(
         "run-data-changed",
         "runs",
         "a run whose snapshot was deleted and whose raw file changed since",

@@ -10,6 +10,7 @@ from recctl.plan import evaluate_plan
 def run(cfg, result: dict) -> dict:
     from omegaconf import OmegaConf
 
+    from recctl.config import check_cutoffs
     from recctl.evaluation.gate import check_gate
     from recctl.evaluation.report import evaluate_model
     from recctl.evaluation.tables import metrics_table
@@ -18,6 +19,8 @@ def run(cfg, result: dict) -> dict:
 
     plan = evaluate_plan(cfg)
     loaded = open_finished_run(cfg, "evaluate", result=result)
+    if task_of(loaded.model).name == "ranking":
+        check_cutoffs(plan.evaluation, loaded.snapshot.n_items, f"run {loaded.path}")
     result["model"] = loaded.model_name
     result["dataset"] = {"name": loaded.snapshot.name, "fingerprint": loaded.snapshot.fingerprint}
     result["protocol"] = task_of(loaded.model).protocol(loaded.snapshot, plan.evaluation)

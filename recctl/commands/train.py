@@ -44,6 +44,10 @@ def run(cfg, result: dict) -> dict:
 
     snapshot, _ = ensure_snapshot(plan.dataset, plan.paths.data_dir, plan.seed)
     result["dataset"] = {"name": snapshot.name, "fingerprint": snapshot.fingerprint}
+    if (plan.model.get("task") or "ranking") == "ranking":
+        from recctl.config import check_cutoffs
+
+        check_cutoffs(plan.evaluation, snapshot.n_items, f"snapshot {snapshot.path}")
     result["protocol"] = ranking_protocol(snapshot)
     folder = RunFolder(plan.run_dir)
     command = "recctl train " + " ".join(shlex.quote(a) for a in sys.argv[1:])
