@@ -202,3 +202,17 @@ def test_a_seed_sweep_groups_its_seeds_into_mean_and_spread(tmp_path: Path):
     assert "Seeds grouped" not in _markdown(
         tmp_path, [row(0, "model.embedding_dim=32", 0.1, 0.1)], "valid_ndcg@10"
     )
+
+
+def test_mlflow_tracking_uri_follows_the_setting_then_the_environment(tmp_path: Path, monkeypatch):
+    from omegaconf import OmegaConf
+
+    from recctl.training.mlflow_logger import tracking_uri
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    default = tracking_uri(OmegaConf.create({"tracking_uri": None}), tmp_path)
+    assert default == f"sqlite:///{(tmp_path / 'mlflow' / 'mlflow.db').resolve()}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://tracking.example:5000")
+    assert tracking_uri(OmegaConf.create({"tracking_uri": None}), tmp_path) == "http://tracking.example:5000"
+    given = OmegaConf.create({"tracking_uri": "sqlite:///x.db"})
+    assert tracking_uri(given, tmp_path) == "sqlite:///x.db"  # the setting wins over the environment

@@ -8,6 +8,7 @@ the jobs of one sweep.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import keras
@@ -24,8 +25,12 @@ def check_available() -> None:
 
 
 def tracking_uri(settings, output_dir: Path) -> str:
+    """logger.tracking_uri, else $MLFLOW_TRACKING_URI (as MLflow's own tools read it), else a SQLite
+    store under paths.output_dir."""
     if settings.get("tracking_uri"):
         return str(settings.tracking_uri)
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        return os.environ["MLFLOW_TRACKING_URI"]
     folder = (output_dir / "mlflow").resolve()
     folder.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{folder / 'mlflow.db'}"
