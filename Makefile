@@ -53,7 +53,7 @@ bench-scale: install
 bench-reliability: install
 	$(BIN)/python benchmarks/reliability.py
 
-## bench-peers: recctl beside RecBole 1.2.1 on the same ml-100k split; installs .venv-peers/ (ARGS="--epochs 30 ...")
+## bench-peers: recctl beside RecBole 1.2.1 on the same ml-100k split; installs .venv-peers/ (ARGS="--epochs 30 ..."); ARGS="--rating": beside scikit-surprise (.venv-peers-surprise/)
 bench-peers: install
 	$(BIN)/python benchmarks/peers/run.py $(ARGS)
 

@@ -143,3 +143,28 @@ def test_rating_bar_on_ml100k(ml100k_dir: Path, tmp_path: Path):
     )
     rmse, bias = result["metrics"]["test"]["rmse"], result["baseline"]["bias"]["test"]["rmse"]
     assert rmse <= 0.945 and rmse < bias  # surprise's SVD: 0.9412 on a seeded 80/10/10 split
+
+
+@pytest.mark.parametrize(
+    "family", ["mf.MatrixFactorization", "neumf.NeuMF", "wide_deep.WideDeep", "deepfm.DeepFM"]
+)
+def test_every_rating_family_predicts_around_the_training_mean(family):
+    import importlib
+
+    from recctl.models.base import IdRecommender
+
+    module, name = family.split(".")
+    cls = getattr(importlib.import_module(f"recctl.models.{module}"), name)
+    model = cls(6, 5, task="rating", loss="mse")
+    assert cls.tasks == ("ranking", "rating") or "rating" in cls.tasks
+    IdRecommender.load_tables(model, {"train_ratings": np.array([3.0, 4.0, 5.0])})
+    assert float(model.global_bias.numpy()) == pytest.approx(4.0)
+    users = np.array([0, 3], np.int32)
+    before = np.asarray(model.score_all(users))
+    pairs = np.asarray(model({"user": users, "items": np.array([[1], [4]], np.int32)}))
+    model.global_bias.assign(5.0)  # the mean moves every prediction, in scoring and in training
+    assert np.allclose(np.asarray(model.score_all(users)), before + 1, atol=1e-5)
+    assert np.allclose(
+        np.asarray(model({"user": users, "items": np.array([[1], [4]], np.int32)})), pairs + 1, atol=1e-5
+    )
+    assert not model.emits_probabilities and model.get_config()["task"] == "rating"

@@ -23,6 +23,13 @@ Options: --epochs N (default 3), --models mf,neumf,... (recctl names), --batch-s
 --threads N (both sides), --skip-install, --dry-run (print the configs, check each RecBole one on a
 few batches, train nothing), --recctl-set MODEL:key=value and --recbole-set MODEL:key=value
 (repeatable extra overrides, listed in the report).
+
+--rating: the rating task instead, recctl beside scikit-surprise 1.1.5 (no RecBole): installs
+.venv-peers-surprise/ from SURPRISE_PINS, prepares conf/experiment/ml100k_rating.yaml's snapshot
+(random 80/10/10, every rating kept), writes its splits as TSV (original ids) for
+surprise_runner.py (BaselineOnly, SVD, SVDpp at surprise's defaults), trains recctl
+`experiment=ml100k_rating` on the same snapshot (checked by fingerprint) and reports test RMSE / MAE
+and fit seconds; --recctl-set rating:key=value adds recctl overrides.
 Datasets folder: $RECCTL_DATASETS or ../shared/datasets.
 """
 
@@ -57,6 +64,19 @@ STAMP = PEERS / ".peers-stamp"
 RUNNER = HERE / "recbole_runner.py"
 DATASETS = Path(os.environ.get("RECCTL_DATASETS", REPO.parent / "shared" / "datasets"))
 SEED = 42
+# --rating: scikit-surprise in a virtualenv of its own. It cannot join .venv-peers: its wheel asks
+# numpy >= 1.24.1 and RecBole 1.2.1 needs numpy < 1.24 (requirements.txt). Its whole closure, pinned,
+# installed with --no-deps like .venv-peers (found working on 2026-12-02, Python 3.11).
+SURPRISE_PEERS = REPO / ".venv-peers-surprise"
+SURPRISE_PY = SURPRISE_PEERS / "bin" / "python"
+SURPRISE_RUNNER = HERE / "surprise_runner.py"
+SURPRISE_PINS = [
+    "scikit-surprise==1.1.5",
+    "numpy==2.4.6",
+    "scipy==1.17.1",
+    "joblib==1.6.0",
+    "cloudpickle==3.1.3",
+]
 
 
 @dataclass
@@ -142,6 +162,8 @@ PAIRS = {
 # conf/experiment/ml100k_ctr.yaml's dataset settings (`prepare` has no experiment group).
 CTR_DATASET = ["dataset.label_threshold=4", "dataset.split=random", "dataset.split_ratio=[0.8,0.1,0.1]"]
 DEFAULT_MODELS = ("mf", "neumf", "autoencoder", "lstm", "cnn", "attention")
+# conf/experiment/ml100k_rating.yaml's dataset settings, for `prepare` (--rating).
+RATING_DATASET = ["dataset.split=random", "dataset.split_ratio=[0.8,0.1,0.1]"]
 
 # Issue #8: RecBole 1.2.1, torch 2.13 CPU, 2 cores, default hyperparameters, batch 2048, embedding 64.
 # Reference figures only: never measured by this script.
@@ -214,6 +236,26 @@ def install(allow_cuda_torch: bool) -> None:
     print(
         f"peers virtualenv: installed torch / RecBole {versions.stdout.strip()} into {PEERS.name}/ "
         f"in {time.perf_counter() - start:.0f} s",
+        file=sys.stderr,
+    )
+
+
+def install_surprise() -> None:
+    """Make .venv-peers-surprise from SURPRISE_PINS unless its stamp says it already holds exactly those."""
+    digest = hashlib.sha256("\n".join(SURPRISE_PINS).encode()).hexdigest()
+    stamp = SURPRISE_PEERS / ".peers-stamp"
+    if SURPRISE_PY.exists() and stamp.is_file() and stamp.read_text().strip() == digest:
+        print(f"surprise virtualenv: {SURPRISE_PEERS.name}/ is complete (stamp matches)", file=sys.stderr)
+        return
+    if not SURPRISE_PY.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(SURPRISE_PEERS)], check=True)
+    pip = [str(SURPRISE_PY), "-m", "pip", "--disable-pip-version-check"]
+    subprocess.run([*pip, "install", "--quiet", "--no-deps", *SURPRISE_PINS], check=True)
+    check = "import surprise; from surprise import SVD, SVDpp, BaselineOnly; print(surprise.__version__)"
+    version = subprocess.run([str(SURPRISE_PY), "-c", check], check=True, capture_output=True, text=True)
+    stamp.write_text(digest + "\n")
+    print(
+        f"surprise virtualenv: scikit-surprise {version.stdout.strip()} in {SURPRISE_PEERS.name}/",
         file=sys.stderr,
     )
 
@@ -323,6 +365,21 @@ def write_ctr(snapshot_path: Path, folder: Path, name: str) -> None:
                 f.write("\t".join([key, *values]) + "\n")
 
 
+def write_ratings(snapshot_path: Path, folder: Path) -> None:
+    """recctl's rating split as {train,valid,test}.tsv for surprise_runner.py: original ids, every row."""
+    from recctl.data.snapshot import Snapshot
+
+    snap = Snapshot(snapshot_path)
+    folder.mkdir(parents=True, exist_ok=True)
+    users, items = snap.user_ids, snap.item_ids
+    for split in ("train", "valid", "test"):
+        frame = snap.split(split)
+        with open(folder / f"{split}.tsv", "w", encoding="utf-8") as f:
+            f.write("user_id\titem_id\trating\n")
+            for u, i, r in zip(frame["user"], frame["item"], frame["rating"], strict=True):
+                f.write(f"{users[u]}\t{items[i]}\t{r:g}\n")
+
+
 # ---------------------------------------------------------------- configs
 
 
@@ -334,8 +391,8 @@ def parse_sets(items: list[str]) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     for item in items:
         model, _, setting = item.partition(":")
-        if model not in PAIRS or "=" not in setting:
-            raise SystemExit(f"expected MODEL:key=value with MODEL in {', '.join(PAIRS)}: {item!r}")
+        if model not in (*PAIRS, "rating") or "=" not in setting:
+            raise SystemExit(f"expected MODEL:key=value with MODEL in {', '.join(PAIRS)}, rating: {item!r}")
         out.setdefault(model, []).append(setting)
     return out
 
@@ -550,6 +607,97 @@ def equal_quality_row(pair, rc: dict, rb: dict) -> str:
     )
 
 
+# ---------------------------------------------------------------- --rating: recctl beside scikit-surprise
+
+
+def run_surprise(folder: Path, work: Path) -> tuple[dict | None, str | None]:
+    out, log = work / "result-surprise.json", work / "surprise.log"
+    with open(log, "w") as f:
+        proc = subprocess.run(
+            [str(SURPRISE_PY), str(SURPRISE_RUNNER), str(folder), str(out)], cwd=work, stdout=f, stderr=f
+        )
+    if proc.returncode != 0 or not out.is_file():
+        tail = log.read_text().strip().splitlines()[-3:]
+        return None, f"surprise failed (exit {proc.returncode}): {' | '.join(tail)} (log: {log})"
+    return json.loads(out.read_text()), None
+
+
+def rating(args, ml: Path, machine: str, work: Path) -> None:
+    """Prepare the rating snapshot, export it, run surprise on it and recctl on the same fingerprint."""
+    snapshot = prepare(ml, work, RATING_DATASET)
+    fingerprint = snapshot.name
+    rc_args = ["experiment=ml100k_rating", f"dataset.root={ml}", *args.recctl_set_by.get("rating", [])]
+    folder = work / "surprise-data"
+    write_ratings(snapshot, folder)
+    print(f"work folder: {work}", file=sys.stderr)
+    if args.dry_run:
+        proc = subprocess.run(
+            [str(BIN / "recctl"), "train", *rc_args, "--cfg", "job"], cwd=work, capture_output=True, text=True
+        )
+        composed = "ok" if proc.returncode == 0 else f"FAILED: {proc.stderr.strip()[-300:]}"
+        print(f"# bench-peers --rating dry run\n\n{machine}\n")
+        print(f"snapshot {fingerprint}, split written to {folder}\n")
+        print(f"recctl: `recctl --json train {' '.join(rc_args)}` (config composes: {composed})\n")
+        print(
+            f"surprise: `{SURPRISE_PY.relative_to(REPO)} {SURPRISE_RUNNER.relative_to(REPO)} {folder} OUT.json`"
+        )
+        return
+    print("rating: surprise BaselineOnly, SVD, SVDpp ...", file=sys.stderr)
+    sp, sp_err = run_surprise(folder, work)
+    print("rating: recctl experiment=ml100k_rating ...", file=sys.stderr)
+    rc, rc_err = train_result(rc_args, work)
+    if rc and rc["dataset"]["fingerprint"] != fingerprint:
+        rc, rc_err = None, f"recctl trained on snapshot {rc['dataset']['fingerprint']}, not {fingerprint}"
+    errors = [e for e in (rc_err and f"recctl: {rc_err}", sp_err) if e]
+    rating_report(rc, sp, errors, machine, fingerprint, rc_args)
+    print(f"\n(work folder: {work})")
+
+
+def rating_report(
+    rc: dict | None, sp: dict | None, errors: list[str], machine: str, fingerprint: str, rc_args: list[str]
+) -> None:
+    print(f"# recctl beside scikit-surprise on ml-100k ratings ({time.strftime('%Y-%m-%d')})\n")
+    print(machine + (f", scikit-surprise {sp['surprise']} (numpy {sp['numpy']})" if sp else "") + "\n")
+    print(
+        f"Same split: recctl snapshot {fingerprint} (conf/experiment/ml100k_rating.yaml: per-user random "
+        "80/10/10, every rating kept), written as TSV with original ids for surprise. Both fit on train and "
+        f"score every valid and test row. recctl: `recctl --json train {' '.join(rc_args)}` (biased MF, "
+        "early stopping on valid RMSE; its fit seconds include per-epoch validation); its bias baseline is "
+        "fitted by the same ALS as surprise's BaselineOnly. surprise: BaselineOnly, SVD and SVDpp at their "
+        "defaults, random_state 0; it clips predictions to 1..5, recctl does not: the last column is "
+        "surprise's test RMSE unclipped.\n"
+    )
+    print("| model | test RMSE | test MAE | valid RMSE | fit s | epochs | test RMSE unclipped |")
+    print("|---|---|---|---|---|---|---|")
+    if rc:
+        test, valid = rc["metrics"]["test"], rc["metrics"]["valid"] or {}
+        sec = rc["seconds"]
+        print(
+            f"| recctl mf (ml100k_rating) | {fmt(test.get('rmse'), 4)} | {fmt(test.get('mae'), 4)} "
+            f"| {fmt(valid.get('rmse'), 4)} | {fmt(sec.get('fit'), 1)} | {sec.get('epochs') or '-'} | - |"
+        )
+        bias = rc.get("baseline", {}).get("bias") or {}
+        bt, bv = bias.get("test") or {}, bias.get("valid") or {}
+        print(
+            f"| recctl bias baseline | {fmt(bt.get('rmse'), 4)} | {fmt(bt.get('mae'), 4)} "
+            f"| {fmt(bv.get('rmse'), 4)} | - | - | - |"
+        )
+    for name, m in (sp or {}).get("models", {}).items():
+        print(
+            f"| surprise {name} | {fmt(m['test']['rmse'], 4)} | {fmt(m['test']['mae'], 4)} "
+            f"| {fmt(m['valid']['rmse'], 4)} | {fmt(m['fit_seconds'], 1)} | {m['epochs']} "
+            f"| {fmt(m['test_rmse_unclipped'], 4)} |"
+        )
+    if sp:
+        print(
+            f"\nRows (surprise's view): {sp['rows']}, {sp['users']} users and {sp['items']} items in train."
+        )
+    if errors:
+        print("\n## Failures\n")
+        for err in errors:
+            print(f"- {err}")
+
+
 # ---------------------------------------------------------------- main
 
 
@@ -581,6 +729,11 @@ def main() -> None:
         help="CPU threads for both sides (OMP_NUM_THREADS for torch, TF_NUM_INTRA/INTEROP_THREADS for TF); "
         "default: each library's own (all cores)",
     )
+    parser.add_argument(
+        "--rating",
+        action="store_true",
+        help="the rating task instead: recctl experiment=ml100k_rating beside scikit-surprise (no RecBole)",
+    )
     parser.add_argument("--recctl-set", action="append", default=[], metavar="MODEL:key=value")
     parser.add_argument("--recbole-set", action="append", default=[], metavar="MODEL:key=value")
     args = parser.parse_args()
@@ -598,9 +751,14 @@ def main() -> None:
     if not (ml / "u.data").is_file():
         raise SystemExit(f"ml-100k not found at {ml} (set RECCTL_DATASETS)")
 
+    if "rating" in recbole_sets or ("rating" in recctl_sets and not args.rating):
+        raise SystemExit("MODEL rating: only --recctl-set, with --rating")
+    venv = SURPRISE_PEERS if args.rating else PEERS
     if args.skip_install:
-        if not PEERS_PY.exists():
-            raise SystemExit(f"--skip-install: {PEERS} does not exist")
+        if not (venv / "bin" / "python").exists():
+            raise SystemExit(f"--skip-install: {venv} does not exist")
+    elif args.rating:
+        install_surprise()
     else:
         install(args.allow_cuda_torch)
 
@@ -617,6 +775,9 @@ def main() -> None:
         f"{platform.python_version()}, TensorFlow {metadata.version('tensorflow')}, "
         f"threads {args.threads or 'library default'}, load average {load:.2f} at start"
     )
+    if args.rating:
+        rating(args, ml, machine, work)
+        return
     data_root = work / "recbole-data"
     seqs = user_sequences(prepare(ml, work, []))
     write_general(seqs, data_root / "ml100k-recctl", "ml100k-recctl")

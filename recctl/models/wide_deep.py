@@ -17,77 +17,38 @@ the layers after it run per (user, item) pair.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import ClassVar
 
 import keras
 from keras import layers, ops
 
-from recctl.models.base import IdAxis, IdRecommender, check_choice, check_positive, check_rate
+from recctl.models.base import IdAxis, IdRecommender, check_positive, check_rate
 
 
-@keras.saving.register_keras_serializable(package="recctl")
-class WideDeep(IdRecommender):
-    """XLA is off by default for this family: on CPU its many small embedding gathers made a
-    jit-compiled step 16x slower (41 s vs 2.6 s per ml-100k epoch, BENCHMARKS.md).
+class FeatureFields:
+    """The fields of a (user, item) pair: the two ids, every categorical side feature and the numeric
+    side features, with their data tables and first-order (one weight per id / category, linear on
+    numeric) terms. Shared by the id families over side features (wide_deep, deepfm); the weight
+    names are WideDeep's, so its saved models and checkpoints load unchanged. Mixed into an
+    IdRecommender (it reads ``n_users`` / ``n_items``)."""
 
-    Args:
-    n_users, n_items: catalogue sizes (from the dataset).
-    user_categorical / item_categorical: vocabulary size of each categorical side feature
-        (code 0 = unknown), from the dataset.
-    user_numeric / item_numeric: number of numeric side features, from the dataset.
-    embedding_dim: size of the id embeddings.
-    feature_dim: size of each categorical feature's embedding.
-    hidden_units: widths of the deep MLP's layers.
-    dropout: dropout rate after each hidden layer.
-    loss / num_negatives: see IdRecommender (default bce with 4 sampled negatives).
-    task: "ranking" (implicit feedback: positives + sampled negatives, full-ranking metrics) or
-        "ctr" (labelled rows, e.g. rating >= 4 vs lower ratings: AUC and logloss), the setting the
-        paper was made for.
-    """
+    # The tasks these families train for (recctl/evaluation/tasks.py): the one list both check.
+    tasks: ClassVar[tuple[str, ...]] = ("ranking", "ctr", "rating")
+    data_tables: ClassVar[tuple[str, ...]] = (
+        "user_cat_table",
+        "item_cat_table",
+        "user_num_table",
+        "item_num_table",
+    )
 
-    data_tables = ("user_cat_table", "item_cat_table", "user_num_table", "item_num_table")
-
-    jit_compile_default = False
-
-    def __init__(
-        self,
-        n_users: int,
-        n_items: int,
-        user_categorical: Sequence[int] = (),
-        item_categorical: Sequence[int] = (),
-        user_numeric: int = 0,
-        item_numeric: int = 0,
-        embedding_dim: int = 32,
-        feature_dim: int = 8,
-        hidden_units: Sequence[int] = (128, 64),
-        dropout: float = 0.1,
-        loss: str = "bce",
-        num_negatives: int = 4,
-        task: str = "ranking",
-        **kwargs,
-    ):
-        super().__init__(n_users, n_items, loss=loss, num_negatives=num_negatives, **kwargs)
-        check_choice("task", task, ("ranking", "ctr"))
-        if task == "ctr" and loss != "bce":
-            raise ValueError(
-                f"task=ctr trains on labelled rows with binary cross-entropy: use loss=bce. Received: loss={loss!r}"
-            )
-        self.task = task
-        check_positive("embedding_dim", embedding_dim)
-        check_positive("feature_dim", feature_dim)
-        if not hidden_units:
-            raise ValueError("hidden_units should list at least one layer width. Received: hidden_units=[]")
-        for width in hidden_units:
-            check_positive("hidden_units[*]", width)
-        check_rate("dropout", dropout)
+    def _init_fields(self, user_categorical, item_categorical, user_numeric, item_numeric):
+        """Keep the feature sizes (the task and its loss are IdRecommender's to check)."""
         self.user_categorical = [int(v) for v in user_categorical]
         self.item_categorical = [int(v) for v in item_categorical]
         self.user_numeric = int(user_numeric)
         self.item_numeric = int(item_numeric)
-        self.embedding_dim = int(embedding_dim)
-        self.feature_dim = int(feature_dim)
-        self.hidden_units = [int(v) for v in hidden_units]
-        self.dropout = float(dropout)
 
+    def _init_tables(self):
         # Data-derived side-feature tables, filled by load_tables and saved with the weights.
         self.user_cat_table = self.add_weight(
             shape=(self.n_users, len(self.user_categorical)),
@@ -116,22 +77,26 @@ class WideDeep(IdRecommender):
             name="item_num_table",
         )
 
+    def _init_embeddings(self, id_dim: int, feature_dim: int):
+        """One embedding per id and per categorical feature (code 0 = unknown)."""
         emb_init = keras.initializers.RandomNormal(stddev=0.05)
         self.user_id_embedding = layers.Embedding(
-            self.n_users, self.embedding_dim, embeddings_initializer=emb_init, name="user_id_embedding"
+            self.n_users, id_dim, embeddings_initializer=emb_init, name="user_id_embedding"
         )
         self.item_id_embedding = layers.Embedding(
-            self.n_items, self.embedding_dim, embeddings_initializer=emb_init, name="item_id_embedding"
+            self.n_items, id_dim, embeddings_initializer=emb_init, name="item_id_embedding"
         )
         self.user_cat_embeddings = [
-            layers.Embedding(v, self.feature_dim, embeddings_initializer=emb_init, name=f"user_cat_{j}")
+            layers.Embedding(v, feature_dim, embeddings_initializer=emb_init, name=f"user_cat_{j}")
             for j, v in enumerate(self.user_categorical)
         ]
         self.item_cat_embeddings = [
-            layers.Embedding(v, self.feature_dim, embeddings_initializer=emb_init, name=f"item_cat_{j}")
+            layers.Embedding(v, feature_dim, embeddings_initializer=emb_init, name=f"item_cat_{j}")
             for j, v in enumerate(self.item_categorical)
         ]
-        # Wide part: one weight per id / category, linear numeric terms, user-category x item-numeric crosses.
+
+    def _init_first_order(self):
+        """One weight per id / category (WideDeep's wide part, DeepFM's linear part)."""
         self.user_id_wide = layers.Embedding(
             self.n_users, 1, embeddings_initializer="zeros", name="user_id_wide"
         )
@@ -146,33 +111,13 @@ class WideDeep(IdRecommender):
             layers.Embedding(v, 1, embeddings_initializer="zeros", name=f"item_cat_wide_{j}")
             for j, v in enumerate(self.item_categorical)
         ]
-        self.cross_wide = (
-            [
-                layers.Embedding(
-                    v, max(self.item_numeric, 1), embeddings_initializer="zeros", name=f"cross_wide_{j}"
-                )
-                for j, v in enumerate(self.user_categorical)
-            ]
-            if self.item_numeric
-            else []
-        )
+
+    def _init_numeric_first_order(self):
+        """Linear terms on the numeric features; the item side's bias is the global bias."""
         self.user_num_wide = layers.Dense(1, use_bias=False, kernel_initializer="zeros", name="user_num_wide")
         self.item_num_wide = layers.Dense(1, use_bias=True, kernel_initializer="zeros", name="item_num_wide")
 
-        # Deep part: the first layer is split into a user half and an item half (see module doc).
-        first = self.hidden_units[0]
-        self.deep_user = layers.Dense(first, use_bias=False, name="deep_user")
-        self.deep_item = layers.Dense(first, use_bias=True, name="deep_item")
-        self.deep_layers = [
-            layers.Dense(w, activation="relu", name=f"deep_{j + 1}")
-            for j, w in enumerate(self.hidden_units[1:])
-        ]
-        self.deep_dropout = layers.Dropout(self.dropout)
-        self.deep_out = layers.Dense(1, name="deep_out")
-        self._build_layers()
-        self.built = True
-
-    def _build_layers(self):
+    def _build_fields(self):
         for layer in [
             self.user_id_embedding,
             self.item_id_embedding,
@@ -182,22 +127,12 @@ class WideDeep(IdRecommender):
             *self.item_cat_embeddings,
             *self.user_cat_wide,
             *self.item_cat_wide,
-            *self.cross_wide,
         ]:
             layer.build((None,))
         self.user_num_wide.build((None, max(self.user_numeric, 1)))
         self.item_num_wide.build((None, max(self.item_numeric, 1)))
-        user_width = self.embedding_dim + self.feature_dim * len(self.user_categorical) + self.user_numeric
-        item_width = self.embedding_dim + self.feature_dim * len(self.item_categorical) + self.item_numeric
-        self.deep_user.build((None, user_width))
-        self.deep_item.build((None, item_width))
-        width = self.hidden_units[0]
-        for layer, out in zip(self.deep_layers, self.hidden_units[1:], strict=True):
-            layer.build((None, width))
-            width = out
-        self.deep_out.build((None, width))
 
-    def id_axes(self):
+    def _field_axes(self) -> dict[str, IdAxis]:
         axes = {}
         for who in ("user", "item"):
             axes[f"{who}_id_embedding/embeddings"] = IdAxis(who)
@@ -206,22 +141,19 @@ class WideDeep(IdRecommender):
             for j in range(len(vocab)):  # category codes: 0 = unknown, then the vocabulary
                 axes[f"{who}_cat_{j}/embeddings"] = IdAxis(f"{who}_cat:{j}", leading=1)
                 axes[f"{who}_cat_wide_{j}/embeddings"] = IdAxis(f"{who}_cat:{j}", leading=1)
-        for j in range(len(self.user_categorical)):
-            axes[f"cross_wide_{j}/embeddings"] = IdAxis(f"user_cat:{j}", leading=1)
         return axes
 
     def load_tables(self, tables):
+        super().load_tables(tables)
         self.user_cat_table.assign(tables["user_categorical"])
         self.item_cat_table.assign(tables["item_categorical"])
         self.user_num_table.assign(tables["user_numeric"])
         self.item_num_table.assign(tables["item_numeric"])
 
-    def scoring_batch_size(self, requested: int) -> int:
-        # each (user, item) pair carries a hidden_units[0]-wide activation: keep a batch near 2^25 floats
-        return max(1, min(requested, (1 << 25) // max(1, self.n_items * self.hidden_units[0])))
-
-    # -- the two halves of every feature: (deep input, wide logit, categorical codes) per side
-    def _side(self, index, who: str):
+    def _lookup(self, index, who: str):
+        """The fields of users or items ``index`` [...]: (embeddings: the id's then each category's,
+        each [..., dim]; first-order logit [...]; category codes [..., n_cat] or None; numeric
+        features [..., n_num] or None)."""
         if who == "user":
             id_emb, id_wide, cat_table, num_table = (
                 self.user_id_embedding,
@@ -257,10 +189,131 @@ class WideDeep(IdRecommender):
         numeric = None
         if n_num:
             numeric = ops.take(num_table, index, axis=0)
-            parts.append(numeric)
             wide = wide + ops.squeeze(num_wide(numeric), -1)
         elif who == "item":
             wide = wide + ops.cast(ops.squeeze(self.item_num_wide.bias, -1), wide.dtype)
+        return parts, wide, codes, numeric
+
+    def _fields_config(self) -> dict:
+        return dict(
+            user_categorical=self.user_categorical,
+            item_categorical=self.item_categorical,
+            user_numeric=self.user_numeric,
+            item_numeric=self.item_numeric,
+        )
+
+
+@keras.saving.register_keras_serializable(package="recctl")
+class WideDeep(FeatureFields, IdRecommender):
+    """XLA is off by default for this family: on CPU its many small embedding gathers made a
+    jit-compiled step 16x slower (41 s vs 2.6 s per ml-100k epoch, BENCHMARKS.md).
+
+    Args:
+    n_users, n_items: catalogue sizes (from the dataset).
+    user_categorical / item_categorical: vocabulary size of each categorical side feature
+        (code 0 = unknown), from the dataset.
+    user_numeric / item_numeric: number of numeric side features, from the dataset.
+    embedding_dim: size of the id embeddings.
+    feature_dim: size of each categorical feature's embedding.
+    hidden_units: widths of the deep MLP's layers.
+    dropout: dropout rate after each hidden layer.
+    loss / num_negatives: see IdRecommender (default bce with 4 sampled negatives).
+    task: "ranking" (implicit feedback: positives + sampled negatives, full-ranking metrics),
+        "ctr" (labelled rows, e.g. rating >= 4 vs lower ratings: AUC and logloss), the setting the
+        paper was made for, or "rating" (loss=mse on the rating value: RMSE and MAE).
+    """
+
+    jit_compile_default = False
+
+    def __init__(
+        self,
+        n_users: int,
+        n_items: int,
+        user_categorical: Sequence[int] = (),
+        item_categorical: Sequence[int] = (),
+        user_numeric: int = 0,
+        item_numeric: int = 0,
+        embedding_dim: int = 32,
+        feature_dim: int = 8,
+        hidden_units: Sequence[int] = (128, 64),
+        dropout: float = 0.1,
+        loss: str = "bce",
+        num_negatives: int = 4,
+        task: str = "ranking",
+        **kwargs,
+    ):
+        super().__init__(n_users, n_items, loss=loss, num_negatives=num_negatives, task=task, **kwargs)
+        self._init_fields(user_categorical, item_categorical, user_numeric, item_numeric)
+        check_positive("embedding_dim", embedding_dim)
+        check_positive("feature_dim", feature_dim)
+        if not hidden_units:
+            raise ValueError("hidden_units should list at least one layer width. Received: hidden_units=[]")
+        for width in hidden_units:
+            check_positive("hidden_units[*]", width)
+        check_rate("dropout", dropout)
+        self.embedding_dim = int(embedding_dim)
+        self.feature_dim = int(feature_dim)
+        self.hidden_units = [int(v) for v in hidden_units]
+        self.dropout = float(dropout)
+
+        self._init_tables()
+        self._init_embeddings(self.embedding_dim, self.feature_dim)
+        # Wide part: one weight per id / category, linear numeric terms, user-category x item-numeric crosses.
+        self._init_first_order()
+        self.cross_wide = (
+            [
+                layers.Embedding(
+                    v, max(self.item_numeric, 1), embeddings_initializer="zeros", name=f"cross_wide_{j}"
+                )
+                for j, v in enumerate(self.user_categorical)
+            ]
+            if self.item_numeric
+            else []
+        )
+        self._init_numeric_first_order()
+
+        # Deep part: the first layer is split into a user half and an item half (see module doc).
+        first = self.hidden_units[0]
+        self.deep_user = layers.Dense(first, use_bias=False, name="deep_user")
+        self.deep_item = layers.Dense(first, use_bias=True, name="deep_item")
+        self.deep_layers = [
+            layers.Dense(w, activation="relu", name=f"deep_{j + 1}")
+            for j, w in enumerate(self.hidden_units[1:])
+        ]
+        self.deep_dropout = layers.Dropout(self.dropout)
+        self.deep_out = layers.Dense(1, name="deep_out")
+        self._build_layers()
+        self.built = True
+
+    def _build_layers(self):
+        self._build_fields()
+        for layer in self.cross_wide:
+            layer.build((None,))
+        user_width = self.embedding_dim + self.feature_dim * len(self.user_categorical) + self.user_numeric
+        item_width = self.embedding_dim + self.feature_dim * len(self.item_categorical) + self.item_numeric
+        self.deep_user.build((None, user_width))
+        self.deep_item.build((None, item_width))
+        width = self.hidden_units[0]
+        for layer, out in zip(self.deep_layers, self.hidden_units[1:], strict=True):
+            layer.build((None, width))
+            width = out
+        self.deep_out.build((None, width))
+
+    def id_axes(self):
+        axes = self._field_axes()
+        for j in range(len(self.user_categorical)):
+            axes[f"cross_wide_{j}/embeddings"] = IdAxis(f"user_cat:{j}", leading=1)
+        return axes
+
+    def scoring_batch_size(self, requested: int) -> int:
+        # each (user, item) pair carries a hidden_units[0]-wide activation: keep a batch near 2^25 floats
+        return max(1, min(requested, (1 << 25) // max(1, self.n_items * self.hidden_units[0])))
+
+    # -- the two halves of every feature: (deep input, wide logit, categorical codes) per side
+    def _side(self, index, who: str):
+        parts, wide, codes, numeric = self._lookup(index, who)
+        if numeric is not None:
+            parts.append(numeric)
         return ops.concatenate(parts, axis=-1), wide, codes, numeric
 
     def _logits(self, user_deep, user_wide, user_codes, item_deep, item_wide, item_numeric, training):
@@ -278,21 +331,22 @@ class WideDeep(IdRecommender):
     def call(self, inputs, training=False):
         user_deep, user_wide, user_codes, _ = self._side(inputs["user"], "user")
         item_deep, item_wide, _, item_numeric = self._side(inputs["items"], "item")
-        return self._logits(user_deep, user_wide, user_codes, item_deep, item_wide, item_numeric, training)
+        return self.task_output(
+            self._logits(user_deep, user_wide, user_codes, item_deep, item_wide, item_numeric, training)
+        )
 
     def score_all(self, users):
         user_deep, user_wide, user_codes, _ = self._side(users, "user")
         all_items = ops.expand_dims(ops.arange(self.n_items, dtype="int32"), 0)
         item_deep, item_wide, _, item_numeric = self._side(all_items, "item")
-        return self._logits(user_deep, user_wide, user_codes, item_deep, item_wide, item_numeric, False)
+        return self.task_output(
+            self._logits(user_deep, user_wide, user_codes, item_deep, item_wide, item_numeric, False)
+        )
 
     def get_config(self):
         config = super().get_config()
         config.update(
-            user_categorical=self.user_categorical,
-            item_categorical=self.item_categorical,
-            user_numeric=self.user_numeric,
-            item_numeric=self.item_numeric,
+            **self._fields_config(),
             embedding_dim=self.embedding_dim,
             feature_dim=self.feature_dim,
             hidden_units=self.hidden_units,
