@@ -20,7 +20,7 @@ COMMAND_GROUPS: dict[str, tuple[str, ...]] = {
         "hparams_search",
     ),
     "evaluate": ("evaluation",),
-    "compare": (),
+    "compare": ("evaluation",),
     "export": ("export",),
     "recommend": (),
     "report": (),
@@ -49,3 +49,30 @@ def group_options(group: str) -> list[str]:
     if not folder.is_dir():
         return []
     return sorted(p.stem for p in folder.glob("*.yaml"))
+
+
+_KEY_LINE = re.compile(r"^(?P<indent> *)(?P<key>[A-Za-z_][A-Za-z0-9_]*):(?P<rest>.*)$")
+
+
+def own_keys(config: str) -> list[tuple[str, str, str]]:
+    """A config file's own settings, read as text: (dotted key, default, comment) per leaf, in file
+    order. `defaults:` and `hydra:` are skipped; `config` is a primary config's name (`recommend`) or
+    `base`. A leaf's comment is the one at the end of its line."""
+    entries = []
+    for line in (conf_dir() / f"{config}.yaml").read_text().splitlines():
+        match = _KEY_LINE.match(line)
+        if match is None:
+            continue
+        value, _, comment = match["rest"].partition(" #")
+        entries.append((len(match["indent"]), match["key"], value.strip(), comment.strip()))
+    keys: list[tuple[str, str, str]] = []
+    stack: list[tuple[int, str]] = []
+    for n, (indent, key, value, comment) in enumerate(entries):
+        while stack and stack[-1][0] >= indent:
+            stack.pop()
+        path = [k for _, k in stack] + [key]
+        has_children = n + 1 < len(entries) and entries[n + 1][0] > indent
+        if path[0] not in ("defaults", "hydra") and not has_children:
+            keys.append((".".join(path), value or "null", comment))
+        stack.append((indent, key))
+    return keys

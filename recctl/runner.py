@@ -12,6 +12,7 @@ and `record_failure(result, job_dir, multirun)` (train does); the defaults are b
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 import signal
@@ -249,8 +250,85 @@ def _write_error_log(folder) -> str | None:
         return None
 
 
+def _unknown_key_message(exc: BaseException) -> str | None:
+    """`trainer.epoch=3`: Hydra advises `+trainer.epoch=3`, which the schema refuses in turn. Name
+    the nearest key of the same section instead (difflib over the composed config's keys)."""
+    from omegaconf import DictConfig
+    from omegaconf.errors import ConfigAttributeError, ConfigKeyError
+
+    cause = exc.__cause__
+    match = re.match(r"Could not override '([^']+)'", str(exc))
+    if match is None or not isinstance(cause, (ConfigAttributeError, ConfigKeyError)):
+        return None
+    parent, missing = getattr(cause, "parent_node", None), getattr(cause, "key", None)
+    if not isinstance(parent, DictConfig) or not isinstance(missing, str):
+        return None
+    full_key = getattr(cause, "full_key", None) or missing
+    section = full_key.rsplit(".", 1)[0] if "." in full_key else ""
+    keys = [str(k) for k in parent.keys() if str(k) != "hydra"]
+    message = f"Could not override '{match.group(1)}': no such key"
+    close = difflib.get_close_matches(missing, keys, n=1, cutoff=0.6)
+    if close:
+        return f"{message}; did you mean {section + '.' if section else ''}{close[0]}?"
+    return f"{message} ({f'{section} has' if section else 'top-level keys'}: {', '.join(keys)})"
+
+
+def _shell_quoted(override: str) -> str:
+    """How to type `override` in a POSIX shell so that Hydra receives it as it is."""
+    if not re.search(r'["$`\\!]', override):
+        return f'"{override}"'
+    if "'" not in override:
+        return f"'{override}'"
+    return '"' + re.sub(r'(["$`\\])', r"\\\1", override) + '"'
+
+
+def _override_syntax_message(exc: BaseException) -> str | None:
+    """`dataset.sep=;`: Hydra prints its lexer's exception; name the key and show the quoting."""
+    from hydra.errors import OverrideParseException
+
+    if not isinstance(exc, OverrideParseException):
+        return None
+    override = exc.override
+    key, equal, value = override.partition("=")
+    if not equal:
+        return f"Could not parse '{override}': an override is key=value (or group=option)"
+    if not re.fullmatch(r"[+~]{0,2}[A-Za-z_][\w.@/-]*", key):
+        return f"Could not parse the override '{override}': '{key}' is not a key"
+    if "'" not in value:
+        quoted = f"'{value}'"
+    elif '"' not in value:
+        quoted = f'"{value}"'
+    else:
+        quoted = "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    name = key.lstrip("+~")
+    return (
+        f"Could not parse the override '{override}': quote the value of {name}, as in "
+        f"{_shell_quoted(f'{key}={quoted}')} (the outer quotes are for the shell)"
+    )
+
+
+def _did_you_mean_option(message: str) -> str:
+    """`model=lstmm`: add the nearest of the options Hydra lists."""
+    match = re.search(r"Could not find '(?:(.+)/)?([^'/]+)'(\.) Available options in '[^']+': (.*)$", message)
+    if match is None:
+        return message
+    close = difflib.get_close_matches(match.group(2), match.group(4).split(", "), n=1, cutoff=0.6)
+    if not close:
+        return message
+    group = match.group(1) or ""
+    hint = f"; did you mean {group + '=' if group else ''}{close[0]}?"
+    return message[: match.start(3)] + hint + message[match.end(3) :]
+
+
 def _compact_hydra_error(exc: BaseException) -> str:
     """Hydra's messages span many lines (search paths, hints); keep what names the problem."""
+    for explain in (_unknown_key_message, _override_syntax_message):
+        try:
+            explained = explain(exc)
+        except Exception:  # an explanation must never hide the error itself
+            explained = None
+        if explained:
+            return explained
     text = str(exc)
     cause = exc.__cause__
     if cause is not None and str(cause) and str(cause) not in text:
@@ -264,7 +342,7 @@ def _compact_hydra_error(exc: BaseException) -> str:
     out = re.sub(
         r"(Available options in '[^']+': )(.*)$", lambda m: m.group(1) + ", ".join(m.group(2).split()), out
     )
-    out = re.sub(r"\s+\.", ".", re.sub(r"\s+", " ", out)).strip()
+    out = _did_you_mean_option(re.sub(r"\s+\.", ".", re.sub(r"\s+", " ", out)).strip())
     if re.search(r"hydra/(sweeper|launcher)", out) and "Could not" in out:
         out += " (sweeper and launcher plugins come with the sweeps extra: pip install 'recctl[sweeps]')"
     return out
