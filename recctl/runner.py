@@ -212,8 +212,15 @@ def _interrupted_message(result: dict) -> str:
 
 
 def _error_log_folder(result: dict, job_dir: Path) -> Path | None:
-    """A command that read a run (evaluate ...) leaves the traceback in that run's folder."""
-    return Path(result["run_dir"]) if result.get("run_dir") else None
+    """A command that read a run (evaluate, export, recommend) keeps its traceback beside the runs,
+    never inside a completed run: `<output_dir>/logs/<time>-<command>-<run>/error.log`."""
+    if not result.get("run_dir"):
+        return None
+    run = Path(result["run_dir"])
+    # outputs/runs/<run> or outputs/sweeps/<sweep>/<job>: the output folder is above runs/ or sweeps/
+    output = next((p.parent for p in run.parents if p.name in ("runs", "sweeps")), run.parent)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return output / "logs" / f"{stamp}-{result.get('command') or 'command'}-{run.name}"
 
 
 def _record_failure(result: dict, job_dir: Path, multirun: bool) -> None:

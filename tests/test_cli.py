@@ -261,3 +261,17 @@ def test_completion_of_groups_and_options():
     assert any("model=lstm" in word for word in zsh)
     commands = _complete({"_RECCTL_COMPLETE": "complete_bash", "COMP_WORDS": "recctl tr", "COMP_CWORD": "1"})
     assert commands == ["train"]
+
+
+def test_a_failing_command_keeps_its_error_log_beside_the_run_not_inside(tmp_path: Path):
+    from recctl.runner import _error_log_folder
+
+    run = tmp_path / "outputs" / "runs" / "20261202-mf"
+    folder = _error_log_folder({"run_dir": str(run), "command": "evaluate"}, tmp_path)
+    assert folder.parent == tmp_path / "outputs" / "logs" and folder.name.endswith("-evaluate-20261202-mf")
+    job = tmp_path / "outputs" / "sweeps" / "20261202" / "3"
+    assert (
+        _error_log_folder({"run_dir": str(job), "command": "export"}, tmp_path).parent
+        == tmp_path / "outputs" / "logs"
+    )
+    assert _error_log_folder({"run_dir": None, "command": "evaluate"}, tmp_path) is None
