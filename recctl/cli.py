@@ -37,7 +37,7 @@ _SUMMARIES = {
     "evaluate": "Full-ranking metrics of a run beside its baselines, with 95% intervals; optional quality gate.",
     "compare": "Is run= better or worse than base= on the same split? Paired differences, intervals, p-values.",
     "export": "Export a run for serving: outputs/exports/<name>/<N>/ (TensorFlow Serving layout).",
-    "recommend": "Top-K items for a user (or users_file=PATH) from a run or an export.",
+    "recommend": "Top-K items for a user (or users_file=PATH, or users=all output=FILE) from a run or an export.",
     "report": "Rewrite a sweep's leaderboard (CSV, Markdown, PNG) from its job folders.",
 }
 

@@ -214,3 +214,64 @@ def test_recommend_from_run_and_from_export(trained_workdir: Path):
     ]
     unknown = recctl("recommend", "run=latest", "user=nobody", cwd=trained_workdir)
     assert unknown.returncode == 2 and "unknown user id 'nobody'" in unknown.stderr
+
+
+def test_recommend_users_all_writes_every_users_top_k_like_one_user_at_a_time(
+    trained_workdir: Path, tmp_path: Path
+):
+    import numpy as np
+    import pandas as pd
+
+    output = tmp_path / "recs.parquet"
+    result = recctl_json(
+        "recommend", "run=latest", "users=all", f"output={output}", "k=5", cwd=trained_workdir
+    )
+    recs = pd.read_parquet(output)
+    assert list(recs.columns) == ["user_id", "rank", "item_id", "score"]
+    assert result["output"] == str(output.resolve()) and result["recommendations"] is None
+    assert result["users"] == recs["user_id"].nunique() == 300 and result["rows"] == len(recs) == 300 * 5
+    assert recs.groupby("user_id")["rank"].apply(list).map(lambda r: r == [1, 2, 3, 4, 5]).all()
+    assert not list(tmp_path.glob(".*.tmp"))
+
+    # the same items, order and scores as recommend for one user at a time (here two, by users_file)
+    (tmp_path / "two.txt").write_text("u001\nu123\n")
+    each = recctl_json(
+        "recommend", "run=latest", f"users_file={tmp_path / 'two.txt'}", "k=5", cwd=trained_workdir
+    )
+    for entry in each["recommendations"]:
+        rows = recs[recs["user_id"] == entry["user"]].sort_values("rank")
+        assert rows["item_id"].tolist() == [i["item_id"] for i in entry["items"]], entry["user"]
+        np.testing.assert_allclose(rows["score"], [i["score"] for i in entry["items"]], rtol=1e-6)
+
+    # an existing file is never overwritten: one line, exit 2, the file untouched
+    before = output.read_bytes()
+    again = recctl("recommend", "run=latest", "users=all", f"output={output}", cwd=trained_workdir)
+    assert again.returncode == 2 and "the file exists" in again.stderr
+    assert again.stderr.strip().count("\n") == 0 and "Traceback" not in again.stderr
+    assert output.read_bytes() == before
+
+
+def test_recommend_user_selections_exclude_each_other():
+    from omegaconf import OmegaConf
+
+    from recctl.commands import recommend
+    from recctl.errors import EXIT_USAGE, ConfigError
+
+    def error(**keys) -> str:
+        cfg = OmegaConf.create({"user": None, "users_file": None, "users": None, "output": None, **keys})
+        try:
+            recommend._checked_output(cfg, recommend._requested_users(cfg))
+        except ConfigError as exc:
+            assert exc.exit_code == EXIT_USAGE
+            return str(exc)
+        raise AssertionError(f"accepted {keys}")
+
+    assert "user= and users= exclude each other" in error(user="u001", users="all")
+    assert "users_file= and users= exclude each other" in error(
+        users_file="x.txt", users="all", output="r.parquet"
+    )
+    assert "user= and users_file= exclude each other" in error(user="u001", users_file="x.txt")
+    assert "users must be 'all'" in error(users="some")
+    assert "give output=PATH.parquet" in error(users="all")
+    assert "output must be a .parquet file" in error(users="all", output="recs.csv")
+    assert "needs user=ID, users_file=PATH or users=all" in error()

@@ -235,3 +235,194 @@ def test_saved_model_serving_exclude_leaves_out_the_listed_items(trained_workdir
     assert list(out[1]) == list(plain[1])  # padding and unknown ids change nothing
     info = json.loads((Path(exported["export_dir"]) / "export.json").read_text())
     assert set(info["signatures"]) == {"serving_default", "serving_exclude", "score"}
+
+
+# Issue #18: exports that serve without surprises.
+
+
+def test_default_export_names_keep_a_tf_serving_folder_for_saved_models_only():
+    from recctl.export.registry import FORMATS, default_name
+
+    assert default_name("mf", "saved_model") == "mf"
+    for fmt in set(FORMATS) - {"saved_model"}:
+        assert default_name("mf", fmt) == f"mf_{fmt}"
+
+
+def test_litert_export_gets_its_own_name_and_names_its_runtime_ops(trained_workdir: Path):
+    result = recctl_json("export", "run=latest", "export.format=litert", cwd=trained_workdir)
+    folder = Path(result["export_dir"])
+    assert folder.parent.name == "mf_litert" and (folder / "model.tflite").is_file()
+    assert not (trained_workdir / "outputs" / "exports" / "mf" / folder.name / "model.tflite").exists()
+    info = json.loads((folder / "export.json").read_text())
+    assert info["name"] == "mf_litert"
+    # mf converts to LiteRT builtins only: no Select TF op, and the card says so
+    assert info["signatures"]["select_tf_ops"] == [] and result["litert"]["select_tf_ops"] == []
+    try:
+        import ai_edge_litert  # noqa: F401
+
+        runtime = "ai_edge_litert"
+    except ImportError:
+        runtime = "tf.lite.Interpreter"
+    assert info["signatures"]["checked"]["runtime"].startswith(runtime)
+    assert "LiteRT builtin ops only" in (folder / "README.md").read_text()
+
+
+def test_select_tf_ops_are_read_back_from_the_converted_file():
+    import tensorflow as tf
+
+    from recctl.export.litert import select_tf_ops
+
+    def convert(fn):
+        function = tf.function(fn, input_signature=[tf.TensorSpec([None, 3], tf.float32)])
+        converter = tf.lite.TFLiteConverter.from_concrete_functions(
+            [function.get_concrete_function()], function
+        )
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS, tf.lite.OpsSet.SELECT_TF_OPS]
+        return converter.convert()
+
+    # (a file of builtins only gives []: the mf export above)
+    assert select_tf_ops(convert(lambda x: {"y": tf.math.erf(x)})) == ["Erf"]  # no LiteRT builtin for erf
+    from types import SimpleNamespace
+
+    from recctl.export import litert
+
+    export_input = SimpleNamespace(index_name="user_index", index_sample="np.array([0], np.int32)")
+    job = SimpleNamespace(model=SimpleNamespace(export_input=lambda: export_input))
+    sig = {"inputs": ["user_index: int32[batch]"], "outputs": [], "id_maps": ["item_ids.txt"]}
+    signature, usage = litert.card(
+        job, {"k": 10, "quantize": "none", "signatures": {**sig, "select_tf_ops": ["Erf"]}}
+    )
+    assert "Select TF ops (Flex delegate) `Erf`" in signature and "tf.lite.Interpreter" in usage
+
+
+def _run_dir(work: Path) -> Path:
+    return sorted(p for p in (work / "outputs" / "runs").iterdir() if (p / "model.keras").is_file())[0]
+
+
+def _wire_fields(buffer: bytes) -> list[tuple[int, bytes | int]]:
+    """Decode one protobuf message's fields (varint and length-delimited wire types) by hand."""
+
+    def varint(pos: int) -> tuple[int, int]:
+        value = shift = 0
+        while True:
+            byte = buffer[pos]
+            value |= (byte & 0x7F) << shift
+            pos, shift = pos + 1, shift + 7
+            if not byte & 0x80:
+                return value, pos
+
+    fields, pos = [], 0
+    while pos < len(buffer):
+        tag, pos = varint(pos)
+        number, wire = tag >> 3, tag & 7
+        if wire == 0:
+            value, pos = varint(pos)
+        else:
+            assert wire == 2, f"unexpected wire type {wire}"
+            length, pos = varint(pos)
+            value, pos = buffer[pos : pos + length], pos + length
+        fields.append((number, value))
+    assert pos == len(buffer)
+    return fields
+
+
+def _warmup_requests(path: Path) -> list[tuple[str, str, dict]]:
+    """(model name, signature name, {input: TensorProto}) of every PredictionLog in a warmup file."""
+    import tensorflow as tf
+    from tensorflow.core.framework import tensor_pb2
+
+    out = []
+    for record in tf.data.TFRecordDataset(str(path)).as_numpy_iterator():
+        ((number, predict_log),) = _wire_fields(record)
+        assert number == 6  # PredictionLog.predict_log
+        ((number, request),) = _wire_fields(predict_log)
+        assert number == 1  # PredictLog.request
+        spec, inputs = {}, {}
+        for number, value in _wire_fields(request):
+            if number == 1:  # PredictRequest.model_spec
+                spec = dict(_wire_fields(value))
+            else:
+                assert number == 2  # PredictRequest.inputs: map entries {key = 1, value = 2}
+                entry = dict(_wire_fields(value))
+                inputs[entry[1].decode()] = tensor_pb2.TensorProto.FromString(entry[2])
+        out.append((spec.get(1, b"").decode(), spec[3].decode(), inputs))
+    try:
+        from tensorflow_serving.apis import prediction_log_pb2
+    except ImportError:
+        return out
+    for record in tf.data.TFRecordDataset(str(path)).as_numpy_iterator():  # the real protos agree
+        log = prediction_log_pb2.PredictionLog.FromString(record)
+        assert log.predict_log.request.model_spec.signature_name == "serving_default"
+    return out
+
+
+def test_saved_model_outputs_are_finite_and_it_carries_a_warmup_request(
+    trained_workdir: Path, tmp_path: Path
+):
+    import tensorflow as tf
+
+    from recctl.export import saved_model
+    from recctl.export.registry import ExportJob
+    from recctl.runs import load_run
+
+    run_dir = _run_dir(trained_workdir)
+    loaded = load_run(run_dir)
+    snapshot = loaded.snapshot
+    k = snapshot.n_items  # every item: the top-K reaches the seen (left-out) items
+    job = ExportJob(loaded.model, snapshot, run_dir, tmp_path / "sm", k, name="recs")
+    job.folder.mkdir()
+    saved_model.write(job)
+    served = tf.saved_model.load(str(job.folder))
+    users = tf.constant([str(snapshot.user_ids[0]), str(snapshot.user_ids[1]), "no-such-user"])
+    items = tf.constant([[str(snapshot.item_ids[0]), "not-an-item"]] * 3)
+    outputs = {
+        "serving_default": served.signatures["serving_default"](user_id=users),
+        "serving_exclude": served.signatures["serving_exclude"](user_id=users, exclude_item_ids=items),
+        "score": served.signatures["score"](user_id=users, item_ids=items),
+    }
+    for name, out in outputs.items():
+        for key, value in out.items():
+            if value.dtype.is_floating:
+                assert np.isfinite(value.numpy()).all(), (name, key)
+    sentinel = np.float32(-1e30)
+    assert saved_model.EXCLUDED_SCORE == sentinel
+    scores = outputs["serving_default"]["scores"].numpy()
+    n_seen = int(np.diff(snapshot.csr("train", "valid", "test").indptr)[0])
+    assert (scores[0] == sentinel).sum() == n_seen  # user 0's seen items close the top-K at the sentinel
+    assert (outputs["score"]["scores"].numpy()[:, 1] == sentinel).all()  # the unknown item
+
+    # The ONNX/LiteRT function leaves items out at the very same finite value.
+    from recctl.export import portable
+
+    function = portable.top_k_function(loaded.model, snapshot.n_items, k)
+    context, exclude = portable.sample_inputs(loaded.model, snapshot, 4)
+    got = function(tf.constant(context), tf.constant(exclude))["scores"].numpy()
+    assert np.isfinite(got).all() and (got[0] == sentinel).sum() == n_seen
+
+    # assets.extra/tf_serving_warmup_requests: one serving_default request TF Serving can replay
+    (request,) = _warmup_requests(job.folder / saved_model.WARMUP_FILE)
+    model_name, signature_name, inputs = request
+    assert (model_name, signature_name) == ("recs", "serving_default")
+    signature = served.signatures["serving_default"]
+    specs = signature.structured_input_signature[1]
+    assert set(inputs) == set(specs) == {"user_id"}
+    proto = inputs["user_id"]
+    assert tf.as_dtype(proto.dtype) == specs["user_id"].dtype == tf.string
+    value = tf.make_ndarray(proto)
+    assert specs["user_id"].shape.is_compatible_with(value.shape) and value.shape == (1,)
+    assert value[0].decode() == str(snapshot.user_ids[0])
+    assert signature(user_id=tf.constant(value))["item_ids"].shape == (1, k)
+
+
+def test_warmup_request_of_a_history_signature_round_trips(tmp_path: Path):
+    from recctl.export.saved_model import write_warmup
+
+    history = np.array([["i001", "i007", "i003"]], dtype=object)
+    write_warmup(tmp_path / "assets.extra" / "tf_serving_warmup_requests", "", "history", history)
+    ((name, signature, inputs),) = _warmup_requests(tmp_path / "assets.extra" / "tf_serving_warmup_requests")
+    assert (name, signature) == ("", "serving_default")
+    import tensorflow as tf
+
+    assert tf.as_dtype(inputs["history"].dtype) == tf.string
+    value = tf.make_ndarray(inputs["history"])
+    assert value.shape == (1, 3) and value.astype(str).tolist() == [["i001", "i007", "i003"]]

@@ -146,7 +146,10 @@ def test_the_old_mf_run_evaluates_exports_and_recommends_through_the_cli(golden_
     old_card = json.loads((GOLDEN / "outputs" / "exports" / "mf" / "1" / "export.json").read_text())
     new_card = json.loads((Path(exported["export_dir"]) / "export.json").read_text())
     assert new_card["signatures"] == old_card["signatures"]
-    assert sorted(new_card["files"]) == sorted(old_card["files"])
+    # the same files, plus TF Serving's warmup request (issue #18) that exports now carry
+    assert sorted(new_card["files"]) == sorted(
+        set(old_card["files"]) | {"assets.extra/tf_serving_warmup_requests"}
+    )
 
     recommended = recctl_json("recommend", f"run={run_dir}", "user=u01", cwd=golden_work)
     assert _keys(recommended) == keys["recommend"]

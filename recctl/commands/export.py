@@ -1,4 +1,5 @@
-"""recctl export: a finished run -> outputs/exports/<name>/<N>/ (TensorFlow Serving layout + model card).
+"""recctl export: a finished run -> outputs/exports/<name>/<N>/ (TensorFlow Serving layout + model card);
+<name> is export.name, else the model's name (SavedModel) or `<model>_<format>` (the others).
 
 The format is picked from `recctl.export.registry.FORMATS`; each format's module writes it and
 describes it for the model card (`recctl/export/card.py` holds the card around that)."""
@@ -19,7 +20,7 @@ from recctl.artifacts import (
     staging_dir,
 )
 from recctl.errors import ConfigError, output_error
-from recctl.export.registry import FORMATS, ExportJob
+from recctl.export.registry import FORMATS, ExportJob, default_name
 
 
 def run(cfg, result: dict) -> dict:
@@ -32,7 +33,8 @@ def run(cfg, result: dict) -> dict:
     run_dir = loaded.path
 
     # The export folder is made before the model is loaded: an unwritable output folder fails at once.
-    parent = _export_parent(output_dir, export.name or loaded.model_name)
+    name = export.name or default_name(loaded.model_name, export.format)
+    parent = _export_parent(output_dir, name)
     target = f"the export under {parent}"
     try:
         staged = staging_dir(parent)
@@ -55,13 +57,14 @@ def run(cfg, result: dict) -> dict:
         writing = True
         fmt = FORMATS[export.format]
         writer = fmt.load()
-        job = ExportJob(loaded.model, snapshot, run_dir, staged, export.k, export.quantize)
+        job = ExportJob(loaded.model, snapshot, run_dir, staged, export.k, export.quantize, name)
         signatures = writer.write(job)
         items = snapshot.items[[c for c in ("item", "item_id", "title") if c in snapshot.items.columns]]
         items.to_parquet(staged / "items.parquet", index=False)
         info = {
             "kind": "export",
             "format": export.format,
+            "name": name,
             "k": min(export.k, snapshot.n_items),
             "run": str(run_dir.resolve()),
             "model": loaded.model_name,

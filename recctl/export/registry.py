@@ -52,3 +52,11 @@ class ExportJob:
     folder: Path  # the staging folder the format writes into
     k: int  # export.k as asked; formats cap it at the catalogue size
     quantize: str = "none"
+    name: str = ""  # the export name (outputs/exports/<name>/): TF Serving's model name
+
+
+def default_name(model_name: str, fmt: str) -> str:
+    """The export name when export.name is null: the model's name for a SavedModel, else
+    `<model>_<format>`, so a TF Serving model folder (whose newest version it serves) only ever
+    holds SavedModels."""
+    return model_name if fmt == "saved_model" else f"{model_name}_{fmt}"

@@ -11,7 +11,12 @@ Signatures (docs/interface.md), over the context the model's `export_input()` na
       out too ('' pads; unknown ids are ignored). A signature of its own because a SavedModel
       signature has no optional inputs: TF Serving requires every input it declares.
   score(context, item_ids: string[B, C]) -> scores: float32[B, C]
-      the model's scores of the given items (unknown items score -inf).
+      the model's scores of the given items.
+No output is ever -inf or NaN: an item left out of the top-K (and an unknown item in `score`)
+scores EXCLUDED_SCORE, -1e30, the same value the ONNX and LiteRT exports give an excluded item
+(TF Serving's REST API would write -inf as `-Infinity`, which strict JSON parsers reject).
+`assets.extra/tf_serving_warmup_requests` holds one `serving_default` request (a TFRecord of
+PredictionLog protos), which TF Serving replays before the version takes traffic.
 The Keras model, the id maps and the seen-items lists are all inside the SavedModel, so it loads
 with plain `tf.saved_model.load` (or TF Serving) in a process that never imports recctl.
 """
@@ -23,10 +28,15 @@ import json
 import numpy as np
 import tensorflow as tf
 
+from recctl.export.portable import EXCLUDED
 from recctl.export.registry import ExportJob
 
 DESCRIPTION = "TensorFlow SavedModel (TF Serving version folder)"
-NEG_INF = np.float32(-np.inf)
+# The score of an excluded or unknown item in every format: finite, so every output is valid JSON.
+# In float32, a score below 1e22 in magnitude minus 1e30 rounds to -1e30 itself: ONNX and LiteRT,
+# which subtract EXCLUDED from an excluded item's score, return this very value.
+EXCLUDED_SCORE = np.float32(-EXCLUDED)
+WARMUP_FILE = "assets.extra/tf_serving_warmup_requests"
 
 
 def _id_table(ids: np.ndarray) -> tf.lookup.StaticHashTable:
@@ -71,7 +81,7 @@ class ServingModule(tf.Module):
         scores, _ = self._scores(context)
         item_index = self.item_table.lookup(item_ids)
         picked = tf.gather(scores, tf.cast(tf.maximum(item_index, 0), tf.int32), batch_dims=1)
-        return {"scores": tf.where(item_index >= 0, picked, NEG_INF)}
+        return {"scores": tf.where(item_index >= 0, picked, EXCLUDED_SCORE)}
 
     def _model_scores(self, history, users):
         context = self.model.context_from_history(history, users)
@@ -129,8 +139,8 @@ def _pairs(index):
 
 
 def _leave_out(scores, pairs):
-    """Set the scores at the given (row, item index) pairs to -inf."""
-    return tf.tensor_scatter_nd_update(scores, pairs, tf.fill(tf.shape(pairs)[:1], NEG_INF))
+    """Set the scores at the given (row, item index) pairs to EXCLUDED_SCORE."""
+    return tf.tensor_scatter_nd_update(scores, pairs, tf.fill(tf.shape(pairs)[:1], EXCLUDED_SCORE))
 
 
 def write(job: ExportJob) -> dict:
@@ -147,6 +157,7 @@ def write(job: ExportJob) -> dict:
             "score": module.score,
         },
     )
+    write_warmup(job.folder / WARMUP_FILE, job.name, export.id_name, sample_input(job))
     context = {export.id_name: export.id_type}
     top_k = {"item_ids": f"string[batch, {module.k}]", "scores": f"float32[batch, {module.k}]"}
     return {
@@ -162,27 +173,92 @@ def write(job: ExportJob) -> dict:
     }
 
 
-def card(job: ExportJob, info: dict) -> tuple[str, str]:
-    export, snapshot, k = job.model.export_input(), job.snapshot, info["k"]
+def sample_input(job: ExportJob) -> np.ndarray:
+    """One client's `serving_default` input: the first user's id (string[1]), or that user's
+    latest three items as a history (string[1, 3]). The model card's request and the warmup."""
+    export, snapshot = job.model.export_input(), job.snapshot
     if export.by_user:
-        sample_user = str(snapshot.user_ids[0])
-        instance, call = {export.id_name: sample_user}, f'user_id=tf.constant(["{sample_user}"])'
+        return np.array([str(snapshot.user_ids[0])], dtype=object)
+    seen = snapshot.csr("train", "valid", "test")
+    history = [str(snapshot.item_ids[i]) for i in seen.indices[seen.indptr[0] : seen.indptr[1]][-3:]]
+    return np.array([history or [""]], dtype=object)
+
+
+def write_warmup(path, model_name: str, input_name: str, value: np.ndarray) -> None:
+    """TF Serving's SavedModel warmup file: a TFRecord holding one PredictionLog whose
+    PredictRequest asks `serving_default` for `value`. Built with tensorflow_serving's protos when
+    that package is installed, else encoded by hand (the same bytes: proto3 wire format)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tensor = tf.make_tensor_proto(value.astype(bytes) if value.dtype == object else value)
+    with tf.io.TFRecordWriter(str(path)) as writer:
+        writer.write(prediction_log_bytes(model_name, "serving_default", {input_name: tensor}))
+
+
+def prediction_log_bytes(model_name: str, signature_name: str, inputs: dict) -> bytes:
+    """A serialized tensorflow.serving.PredictionLog{predict_log: PredictLog{request: PredictRequest{
+    model_spec: ModelSpec{name, signature_name}, inputs}}} (tensorflow_serving/apis/*.proto)."""
+    try:
+        from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
+    except ImportError:
+        pass
     else:
-        seen = snapshot.csr("train", "valid", "test")
-        sample = [str(snapshot.item_ids[i]) for i in seen.indices[seen.indptr[0] : seen.indptr[1]][-3:]]
-        instance, call = {export.id_name: sample}, f"history=tf.constant([{sample!r}])"
+        request = predict_pb2.PredictRequest(
+            model_spec=model_pb2.ModelSpec(name=model_name, signature_name=signature_name)
+        )
+        for name, tensor in inputs.items():
+            request.inputs[name].CopyFrom(tensor)
+        log = prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request))
+        return log.SerializeToString()
+    # Field numbers: ModelSpec.name = 1, .signature_name = 3; PredictRequest.model_spec = 1,
+    # .inputs = 2 (a map: repeated entries {key = 1, value = 2}); PredictLog.request = 1;
+    # PredictionLog.predict_log = 6.
+    spec = (_field(1, model_name.encode()) if model_name else b"") + _field(3, signature_name.encode())
+    entries = b"".join(
+        _field(2, _field(1, name.encode()) + _field(2, tensor.SerializeToString()))
+        for name, tensor in inputs.items()
+    )
+    return _field(6, _field(1, _field(1, spec) + entries))
+
+
+def _field(number: int, payload: bytes) -> bytes:
+    """One length-delimited protobuf field (wire type 2)."""
+    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        low, value = value & 0x7F, value >> 7
+        out.append(low | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
+def card(job: ExportJob, info: dict) -> tuple[str, str]:
+    export, k = job.model.export_input(), info["k"]
+    sample = sample_input(job)
+    if export.by_user:
+        instance, call = {export.id_name: sample[0]}, f'user_id=tf.constant(["{sample[0]}"])'
+    else:
+        history = [str(x) for x in sample[0]]
+        instance, call = {export.id_name: history}, f"history=tf.constant([{history!r}])"
     request = json.dumps({"signature_name": "serving_default", "instances": [instance]})
+    name = job.name or info["model"]  # TF Serving's model name: the export's folder name
     signature = (
         f"- `serving_default`: {export.card_input} -> `item_ids` (string[batch, {k}]), `scores` (float32[batch, {k}]). "
         f"{export.card_note}\n- `serving_exclude`: the same input plus `exclude_item_ids` (string[batch, m], '' pads): "
         "those items are left out too.\n- `score`: the same input plus `item_ids` (string[batch, n]) -> `scores` (float32[batch, n]); "
-        "unknown items score -inf."
+        f"unknown items score {EXCLUDED_SCORE:.0e}.\n- Every output is finite: when fewer than k items are left to recommend, "
+        f"the top-K ends with left-out items scored {EXCLUDED_SCORE:.0e}, never -inf (REST responses stay valid JSON)."
     )
-    usage = f"""TensorFlow Serving REST (`tensorflow_model_server --rest_api_port=8501 --model_name={info["model"]} --model_base_path=PARENT_OF_THIS_FOLDER`):
+    usage = f"""TensorFlow Serving REST (`tensorflow_model_server --rest_api_port=8501 --model_name={name} --model_base_path=PARENT_OF_THIS_FOLDER`):
 
 ```
-curl -d '{request}' http://localhost:8501/v1/models/{info["model"]}:predict
+curl -d '{request}' http://localhost:8501/v1/models/{name}:predict
 ```
+
+`{WARMUP_FILE}` holds one `serving_default` request for that input: TF Serving replays it
+(`--enable_model_warmup`, on by default) before the version takes traffic.
 
 In Python, without recctl:
 
