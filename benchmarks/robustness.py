@@ -19,7 +19,7 @@ from common import train_result
 
 REPO = Path(__file__).resolve().parent.parent
 DATASETS = Path(os.environ.get("RECCTL_DATASETS", REPO.parent / "shared" / "datasets"))
-MODELS = ["mf", "wide_deep", "neumf", "cnn", "lstm", "attention", "autoencoder"]
+MODELS = ["mf", "wide_deep", "neumf", "cnn", "lstm", "attention", "autoencoder", "deepfm", "lightgcn"]
 
 
 def datasets(work: Path) -> dict[str, list[str]]:
