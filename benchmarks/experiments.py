@@ -20,7 +20,10 @@ from recctl.runs import RunFolder
 
 REPO = Path(__file__).resolve().parent.parent
 DATASETS = Path(os.environ.get("RECCTL_DATASETS", REPO.parent / "shared" / "datasets"))
-FAMILIES = ["mf", "wide_deep", "neumf", "cnn", "lstm", "attention", "autoencoder", "ctr"]
+FAMILIES = [
+    "mf", "wide_deep", "neumf", "cnn", "lstm", "attention", "autoencoder", "ctr",
+    "lightgcn", "deepfm_ctr", "xdeepfm_ctr", "dcn_ctr", "rating",
+]  # fmt: skip
 
 
 def main() -> None:
@@ -29,7 +32,7 @@ def main() -> None:
         raise SystemExit(f"ml-100k not found at {ml}")
     work = Path(tempfile.mkdtemp(prefix="recctl-experiments-"))
     print(
-        "| experiment | test NDCG@10 | HR@10 | AUC | pop NDCG@10 | epochs | best epoch |\n|---|---|---|---|---|---|---|"
+        "| experiment | test NDCG@10 | HR@10 | AUC | RMSE | pop NDCG@10 | epochs | best epoch |\n|---|---|---|---|---|---|---|---|"
     )
     for family in sys.argv[1:] or FAMILIES:
         name = f"ml100k_{family}"
@@ -37,11 +40,12 @@ def main() -> None:
         if failure:
             print(f"| {name} | {failure} ||||||")
             continue
-        t, p = r["metrics"]["test"], r["baseline"]["pop"]["test"]
+        t, p = r["metrics"]["test"], r["baseline"]["pop"]["test"] or {}
         manifest = json.loads(RunFolder(Path(work) / r["run_dir"]).manifest.read_text())
         print(
             f"| {name} | {t.get('ndcg@10', float('nan')):.4f} | {t.get('hr@10', float('nan')):.4f} | "
-            f"{t.get('auc', float('nan')):.4f} | {p.get('ndcg@10', float('nan')):.4f} | {r['seconds']['epochs']} | "
+            f"{t.get('auc', float('nan')):.4f} | {t.get('rmse', float('nan')):.4f} | "
+            f"{p.get('ndcg@10', float('nan')):.4f} | {r['seconds']['epochs']} | "
             f"{manifest.get('best_epoch')} |"
         )
         sys.stdout.flush()

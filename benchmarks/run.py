@@ -23,7 +23,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 DATASETS = Path(os.environ.get("RECCTL_DATASETS", REPO.parent / "shared" / "datasets"))
-MODELS = ("pop", "mf", "wide_deep", "neumf", "cnn", "lstm", "attention", "autoencoder")
+MODELS = ("pop", "mf", "wide_deep", "neumf", "cnn", "lstm", "attention", "autoencoder", "deepfm", "lightgcn")
 # Issue #3's bars: 0.95 x RecBole 1.2.1's counterpart on the same protocol (sequence families: GRU4Rec);
 # every model must also beat pop.
 ML100K_BARS = {
@@ -34,7 +34,17 @@ ML100K_BARS = {
     "lstm": 0.0457,
     "attention": 0.0457,
     "wide_deep": 0.0449,
+    "lightgcn": 0.0465,  # issue #16: 0.95 x RecBole LightGCN (0.0489)
+    "deepfm": 0.0449,
 }
+# The labelled-row experiments of issue #16 beside wide_deep's CTR: (experiment, metric, bar).
+LABELLED = (
+    ("ml100k_ctr", "auc", 0.7830),
+    ("ml100k_deepfm_ctr", "auc", 0.785),
+    ("ml100k_xdeepfm_ctr", "auc", 0.785),
+    ("ml100k_dcn_ctr", "auc", 0.785),
+    ("ml100k_rating", "rmse", 0.945),
+)
 
 
 def timed(cmd: list[str], runs: int, cwd: Path) -> tuple[float, float, float]:
@@ -79,7 +89,10 @@ def main() -> None:
         for model in MODELS:
             r = train(["dataset=ml_100k", f"dataset.root={ml}", f"model={model}"], work)
             rows.append(("ml_100k", model, r))
-        ctr = train(["dataset=ml_100k", f"dataset.root={ml}", "experiment=ml100k_ctr"], work)
+        ctr = [
+            (name, metric, bar, train([f"experiment={name}", f"dataset.root={ml}"], work))
+            for name, metric, bar in LABELLED
+        ]
     else:
         print(f"\n(ml-100k not found at {ml}: skipped)")
     for model in MODELS:
@@ -97,11 +110,14 @@ def main() -> None:
         )
     print(f"\nprotocol: {rows[0][2]['protocol']}")
     if ctr is not None:
-        t, s = ctr["metrics"]["test"], ctr["seconds"]
         print(
-            f"\nwide_deep CTR (experiment=ml100k_ctr): test AUC {t['auc']:.4f}, logloss {t.get('logloss') or 0:.4f}, "
-            f"{s['epochs']} epochs, fit {s['fit']:.1f} s, {s['per_epoch']:.2f} s/epoch (bar: RecBole WideDeep AUC 0.7830)"
+            "\n| experiment | test metric | value | bar | epochs | fit s | s/epoch |\n|---|---|---|---|---|---|---|"
         )
+        for name, metric, bar, r in ctr:
+            t, s = r["metrics"]["test"], r["seconds"]
+            print(
+                f"| {name} | {metric} | {t[metric]:.4f} | {bar} | {s['epochs']} | {s['fit']:.1f} | {s['per_epoch']:.2f} |"
+            )
     strategies(work)
     print(f"(work folder: {work})")
 
