@@ -96,7 +96,7 @@ def test_arguments_are_validated_and_tasks_are_wide_deeps():
         _model(variant="dcn", structure="wide")
     with pytest.raises(ValueError, match="task should be one of"):
         _model(task="pairwise")
-    with pytest.raises(ValueError, match="use loss=bce"):
+    with pytest.raises(ValueError, match="loss=bce"):
         _model(task="ctr", loss="bpr")
     with pytest.raises(ValueError, match="cin_units"):
         _model(variant="xdeepfm", cin_units=[])

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from conftest import TINY, recctl, recctl_json
 
 SCHEMA_KEYS = {
@@ -71,6 +72,7 @@ def test_quality_gate_exit_code(trained_workdir: Path):
     assert passed.returncode == 0 and "quality gate passed" in passed.stdout
 
 
+@pytest.mark.slow  # CI time: covered in make test-all
 def test_export_serves_the_same_top_k_in_a_fresh_process(trained_workdir: Path, tmp_path: Path):
     first = recctl_json("export", "run=latest", cwd=trained_workdir)
     second = recctl_json("export", "run=latest", "export.k=5", cwd=trained_workdir)

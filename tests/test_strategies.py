@@ -24,6 +24,7 @@ def _losses(run_dir: str) -> list[float]:
         return [float(row["loss"]) for row in csv.DictReader(f)]
 
 
+@pytest.mark.slow  # CI time: covered in make test-all
 def test_mirrored_over_two_cpus_matches_one_device_then_evaluates_and_exports(tmp_path):
     one = recctl_json("train", *ONE_EPOCH, "strategy=cpu", cwd=tmp_path)
     two = recctl_json("train", *ONE_EPOCH, "strategy=mirrored", "strategy.logical_cpus=2", cwd=tmp_path)
@@ -111,6 +112,7 @@ def test_multi_worker_fails_with_a_clear_error_when_a_worker_dies(tmp_path):
     assert manifest["status"] == "failed"
 
 
+@pytest.mark.slow  # CI time: covered in make test-all
 def test_mixed_precision_trains_evaluates_with_float32_scores(tmp_path):
     result = recctl_json("train", *ONE_EPOCH, "strategy.mixed_precision=mixed_bfloat16", cwd=tmp_path)
     assert result["metrics"]["test"]["ndcg@10"] > 0

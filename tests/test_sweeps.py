@@ -103,6 +103,7 @@ def test_failed_and_nan_jobs_are_listed_and_the_sweep_exits_4(tmp_path: Path):
     assert "| failed |" in (_sweep(tmp_path) / "leaderboard.md").read_text()
 
 
+@pytest.mark.slow  # CI time: covered in make test-all
 def test_joblib_launcher_runs_jobs_in_parallel_processes(tmp_path: Path):
     proc = recctl(
         "--json",
@@ -123,6 +124,7 @@ def test_joblib_launcher_runs_jobs_in_parallel_processes(tmp_path: Path):
     assert "trainer.epochs must be >= 1" in result["jobs"][1]["error"]
 
 
+@pytest.mark.slow  # CI time: covered in make test-all
 def test_report_rebuilds_the_leaderboard_of_a_running_or_partly_failed_sweep(tmp_path: Path):
     proc = recctl("train", "-m", "model=pop", "trainer.epochs=1,0,2", *TINY, "logger=none", cwd=tmp_path)
     assert proc.returncode == 4

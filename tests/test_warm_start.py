@@ -39,6 +39,7 @@ def _rows(run_dir: Path, layer: str) -> dict[str, np.ndarray]:
     return dict(zip(ids[column].astype(str), table, strict=True))
 
 
+@pytest.mark.slow  # CI time: covered in make test-all
 def test_init_from_carries_known_ids_through_changed_id_maps(tmp_path):
     old_users = [f"u{n}" for n in range(120)]
     old_items = [f"i{n}" for n in range(60)]
