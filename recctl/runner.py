@@ -67,6 +67,7 @@ def run_command(name: str, args: list[str], json_output: bool = False) -> int:
     retired = recctl.config.retired_key_error(args)
     if retired is not None:
         return _usage_error(name, retired, json_output)
+    _expose_own_plugins()
     outcomes = _Outcomes()
 
     @hydra.main(config_path=str(conf_dir()), config_name=name, version_base="1.3")
@@ -86,9 +87,12 @@ def run_command(name: str, args: list[str], json_output: bool = False) -> int:
         console.error("interrupted")
         return EXIT_INTERRUPTED
     except Exception as exc:  # composition errors: bad option, unknown key, wrong type, bad override
+        refused = _recctl_cause(exc)  # a sweeper's own check (recctl's Optuna sweeper raises these)
         if outcomes.jobs:  # jobs ran, then the sweeper failed (e.g. Optuna with every trial failed)
-            console.error(f"sweep ended with an error: {_compact_hydra_error(exc)}")
+            console.error(f"sweep ended with an error: {refused or _compact_hydra_error(exc)}")
             return _finish_sweep(name, outcomes, None, failed_anyway=True)
+        if refused is not None:
+            return _usage_error(name, str(refused), json_output, refused.exit_code)
         message, code = _compact_hydra_error(exc), EXIT_USAGE
         mapped = _output_folder_error(exc, args)
         if mapped is not None:  # Hydra could not make the job's folder: name the setting
@@ -111,6 +115,34 @@ def run_command(name: str, args: list[str], json_output: bool = False) -> int:
     if outcomes.multirun:
         return _finish_sweep(name, outcomes, sweep_dir)
     return outcomes.jobs[-1][0]
+
+
+def _expose_own_plugins() -> None:
+    """Let Hydra's plugin scan see recctl's sweeper (hydra_plugins/recctl_optuna_sweeper) in an
+    editable install too: setuptools' import hook makes it importable but not listable, and Hydra
+    1.3 finds plugins by listing the `hydra_plugins` namespace (hydra#2359). A no-op for a wheel."""
+    from importlib.util import find_spec
+
+    try:
+        spec = find_spec("hydra_plugins.recctl_optuna_sweeper")
+        import hydra_plugins
+    except ImportError:
+        return
+    if spec is None or not spec.submodule_search_locations:
+        return
+    folder = str(Path(next(iter(spec.submodule_search_locations))).parent)
+    if folder not in list(hydra_plugins.__path__):
+        hydra_plugins.__path__.append(folder)
+
+
+def _recctl_cause(exc: BaseException) -> RecctlError | None:
+    """The RecctlError behind `exc` (Hydra wraps what a plugin raises in its own exceptions)."""
+    seen, hops = exc, 0
+    while seen is not None and hops < 10:
+        if isinstance(seen, RecctlError):
+            return seen
+        seen, hops = seen.__cause__ or seen.__context__, hops + 1
+    return None
 
 
 def _output_folder_error(exc: BaseException, args: list[str]) -> RecctlError | None:

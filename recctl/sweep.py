@@ -23,13 +23,68 @@ from recctl.runs import RunFolder
 
 _METRICS = ("ndcg@10", "hr@10", "recall@10", "mrr@10", "auc")
 _LAST_SWEEP: dict[str, Path] = {}
+_JOBS: dict = {}  # this sweep: "total" jobs (None: unknown), "common" overrides
+
+
+def set_job_total(total: int | None) -> None:
+    """The number of jobs this sweep will launch, for the `[job k/N]` lines (a sweeper that knows
+    it sets it; the basic sweeper's grid is counted at the start)."""
+    _JOBS["total"] = total
+
+
+def _grid_size(config) -> int | None:
+    """How many jobs the basic sweeper's grid holds (None for another sweeper, or when unknown)."""
+    try:
+        if "BasicSweeper" not in str(config.hydra.sweeper.get("_target_", "")):
+            return None
+        from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+        from hydra.core.override_parser.overrides_parser import OverridesParser
+
+        overrides = OverridesParser.create().parse_overrides(list(config.hydra.overrides.task))
+        batches = BasicSweeper.split_arguments(overrides, None)
+        return sum(len(batch) for batch in batches)
+    except Exception:  # the count is a nicety: never fail a sweep over it
+        return None
 
 
 class SweepSummary(Callback):
-    """Hydra callback: remembers the sweep folder (for the exit code) and writes its leaderboard."""
+    """Hydra callback: remembers the sweep folder (for the exit code), prints one line per finished
+    job, and writes the leaderboard."""
 
     def on_multirun_start(self, config, **kwargs) -> None:
         _LAST_SWEEP["dir"] = Path(config.hydra.sweep.dir)
+        _JOBS["total"] = _grid_size(config)
+        _JOBS["common"] = list(config.hydra.overrides.task)  # the job lines show what varies
+
+    def on_job_end(self, config, job_return, **kwargs) -> None:
+        """`[job 3/20] model=mf optimizer.learning_rate=0.003 -> ndcg@10 0.0712` (stderr)."""
+        from hydra.core.hydra_config import HydraConfig
+        from hydra.types import RunMode
+
+        try:
+            hydra_cfg = HydraConfig.get()
+            if hydra_cfg.mode != RunMode.MULTIRUN:
+                return
+            number = int(hydra_cfg.job.num) + 1
+            common = set(_JOBS.get("common") or ())
+            overrides = " ".join(
+                o
+                for o in job_return.overrides
+                if o not in common and not o.startswith(("++hydra.", "hydra."))
+            )
+            try:
+                value = job_return.return_value
+            except Exception:  # the job raised
+                value = None
+            manifest = _read(RunFolder(Path(hydra_cfg.runtime.output_dir)).manifest) or {}
+        except Exception:  # a progress line must never fail a job
+            return
+        total = _JOBS.get("total")
+        status = manifest.get("status") or "failed"
+        if manifest.get("pruned_at_epoch"):
+            status = f"pruned after epoch {manifest['pruned_at_epoch']}"
+        figure = f"{value:.4f}" if isinstance(value, int | float) and math.isfinite(value) else "-"
+        console.info(f"[job {number}{f'/{total}' if total else ''}] {overrides} -> {figure} ({status})")
 
     def on_multirun_end(self, config, **kwargs) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
@@ -77,6 +132,8 @@ def job_rows(sweep_dir: Path) -> list[dict]:
         manifest = _read(folder.manifest) or {}
         metrics = _read(folder.metrics) or {}
         status = manifest.get("status") or ("running" if folder.hydra.is_dir() else "unknown")
+        if status == "completed" and manifest.get("pruned_at_epoch"):
+            status = "pruned"  # completed and evaluated, stopped early by Optuna's pruner
         row = {
             "job": int(job.name),
             "overrides": " ".join(_overrides(folder.hydra / "overrides.yaml")),
@@ -207,7 +264,13 @@ def _markdown(sweep_dir: Path, rows: list[dict], target: str) -> str:
         ]
     optuna = sweep_dir / "optimization_results.yaml"
     if optuna.is_file():
-        lines += ["Optuna's best trial: see `optimization_results.yaml` (`best_params`, `best_value`).", ""]
+        lines += [
+            "Optuna's best trial over the whole study: `optimization_results.yaml` (`best_params`, "
+            "`best_value`); its plots: "
+            + ", ".join(f"`{p.name}`" for p in sorted(sweep_dir.glob("optuna_*.png")))
+            + ". A `pruned` job was stopped early by the pruner and evaluated at its best epoch.",
+            "",
+        ]
     show = ["job", "overrides", "status", target]
     show += [
         c for c in ("test_ndcg@10", "test_hr@10", "test_auc", "test_rmse", "pop_test_ndcg@10") if c != target

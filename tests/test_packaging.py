@@ -18,7 +18,9 @@ def test_every_package_and_config_group_is_listed():
     listed = set(_pyproject()["tool"]["setuptools"]["packages"])
     code = {".".join(p.parent.relative_to(REPO).parts) for p in (REPO / "recctl").rglob("__init__.py")}
     groups = {f"recctl.conf.{d.name}" for d in (REPO / "conf").iterdir() if d.is_dir()}
-    assert listed == code | groups | {"recctl.conf"}
+    plugins = {f"hydra_plugins.{p.parent.name}" for p in (REPO / "hydra_plugins").glob("*/__init__.py")}
+    assert plugins == {"hydra_plugins.recctl_optuna_sweeper"}  # Hydra finds sweepers only there
+    assert listed == code | groups | plugins | {"recctl.conf"}
 
 
 def test_dependencies_are_ranges_and_the_tested_set_is_pinned():

@@ -58,26 +58,143 @@ def test_grid_gives_one_job_folder_each_and_a_leaderboard(tmp_path: Path):
     assert (sweep / "leaderboard.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_optuna_search_runs_its_trials_and_records_the_best(tmp_path: Path):
-    proc = recctl(
-        "--json", "train", "-m", "hparams_search=mf_optuna", "hydra.sweeper.n_trials=3", *FAST, cwd=tmp_path
-    )
+def _optuna_json(proc) -> dict:
     assert proc.returncode == 0, proc.stderr[-3000:]
-    result = _sweep_json(proc)
+    return _sweep_json(proc)
+
+
+def test_optuna_study_persists_continues_after_a_kill_and_records_the_best(tmp_path: Path):
+    """The default study is SQLite under outputs/optuna/; a sweep killed mid-trial continues when
+    the same command runs again: the killed trial's settings run again, then the trials still due."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from omegaconf import OmegaConf
+
+    args = ["train", "-m", "hparams_search=mf_optuna", "hydra.sweeper.n_trials=3", *FAST]
+    killed = subprocess.Popen(
+        [sys.executable, "-m", "recctl", *args],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 300
+    first = None
+    while time.monotonic() < deadline and killed.poll() is None:
+        sweeps = list((tmp_path / "outputs" / "sweeps").glob("*"))
+        if sweeps and (sweeps[0] / "1" / ".hydra" / "overrides.yaml").is_file():
+            first = sweeps[0]
+            break
+        time.sleep(0.2)
+    killed.send_signal(signal.SIGKILL)
+    killed.wait(timeout=60)
+    assert first is not None, "the second trial never started"
+    killed_params = [o for o in OmegaConf.load(first / "1" / ".hydra" / "overrides.yaml") if "=" in o]
+    assert (tmp_path / "outputs" / "optuna" / "mf_optuna.db").is_file()
+
+    proc = recctl("--json", *args, cwd=tmp_path)
+    result = _optuna_json(proc)
+    assert (
+        "continuing study mf_optuna: 1 of 3 trials done, 2 to go (1 unfinished trial(s) tried again)"
+        in proc.stderr
+    )
+    assert "[job 1/2] " in proc.stderr and "[job 2/2] " in proc.stderr
     jobs = result["jobs"]
-    assert len(jobs) == 3 and all(j["status"] == "ok" for j in jobs)
+    assert len(jobs) == 2 and all(j["status"] == "ok" for j in jobs)
+    second = Path(result["sweep_dir"])
+    rerun = list(OmegaConf.load(second / "0" / ".hydra" / "overrides.yaml"))
+    searched = ("optimizer.learning_rate=", "model.embedding_dim=", "model.num_negatives=", "model.l2=")
+    assert sorted(o for o in rerun if o.startswith(searched)) == sorted(
+        o for o in killed_params if o.startswith(searched)
+    )
+    best = OmegaConf.load(second / "optimization_results.yaml")
+    assert best.trials.complete == 3 and best.trials.pruned == 0
+    from recctl.sweep import job_rows
+
+    values = [job_rows(first)[0]["valid_ndcg@10"]] + [j["metrics"]["valid"]["ndcg@10"] for j in jobs]
+    assert best.best_value == max(values)  # over the whole study, both sweeps
+    assert set(best.best_params) == {s.rstrip("=") for s in searched}
+    for plot in ("optuna_history.png", "optuna_importances.png", "optuna_epochs.png"):
+        assert (second / plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", plot
+    rows = _leaderboard(second)
+    assert len(rows) == 2 and all("optimizer.learning_rate=" in r["overrides"] for r in rows)
+
+    again = recctl(
+        "train",
+        "-m",
+        "hparams_search=mf_optuna",
+        "hydra.sweeper.n_trials=4",
+        *FAST[:-1],
+        "trainer.epochs=2",
+        "logger=none",
+        cwd=tmp_path,
+    )
+    assert again.returncode == 2, again.stderr[-2000:]  # same study, other fixed overrides: refused
+    assert "study mf_optuna searched other parameters or other fixed overrides" in again.stderr
+    assert "Traceback" not in again.stderr
+    assert len(list((tmp_path / "outputs" / "sweeps").iterdir())) == 2  # nothing ran
+
+
+def test_a_pruned_trial_is_recorded_as_pruned(tmp_path: Path):
+    proc = recctl(
+        "--json",
+        "train",
+        "-m",
+        "hparams_search=mf_optuna",
+        "hydra/sweeper/sampler=grid",
+        "hydra.sweeper.sampler.seed=1",  # the grid's order: the good learning rate first
+        "hydra.sweeper.params=null",
+        "optimizer.learning_rate=choice(0.02, 0.000001)",
+        "hydra.sweeper.pruner_startup_trials=1",
+        "hydra.sweeper.pruner_warmup_epochs=0",
+        *TINY,
+        "trainer.epochs=3",
+        "logger=none",
+        cwd=tmp_path,
+    )
+    result = _optuna_json(proc)
+    rows = _leaderboard(_sweep(tmp_path))
+    assert [(r["overrides"], r["status"], r["epochs"]) for r in rows] == [
+        ("optimizer.learning_rate=0.02", "completed", "3"),
+        ("optimizer.learning_rate=1e-06", "pruned", "1"),
+    ]
+    assert [j["status"] for j in result["jobs"]] == ["ok", "ok"]  # a pruned job is evaluated and kept
     from omegaconf import OmegaConf
 
     best = OmegaConf.load(_sweep(tmp_path) / "optimization_results.yaml")
-    assert best.best_value == max(j["metrics"]["valid"]["ndcg@10"] for j in jobs)  # the value train returned
-    assert set(best.best_params) == {
-        "optimizer.learning_rate",
-        "model.embedding_dim",
-        "model.num_negatives",
-        "model.l2",
-    }
-    rows = _leaderboard(_sweep(tmp_path))
-    assert len(rows) == 3 and all("optimizer.learning_rate=" in r["overrides"] for r in rows)
+    assert (best.trials.complete, best.trials.pruned) == (1, 1)
+    assert dict(best.best_params) == {"optimizer.learning_rate": 0.02}
+    assert "trial 1 pruned after epoch 1" in proc.stderr
+
+
+def test_the_search_space_grammar_of_the_presets():
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+    from recctl.errors import ConfigError
+    from recctl.optuna_search import search_space
+
+    space, fixed = search_space(
+        [
+            "optimizer.learning_rate=tag(log, interval(3e-4, 1e-2))",
+            "model.embedding_dim=choice(32, 64)",
+            "model.l2=interval(0, 1)",  # Hydra reads interval bounds as floats
+            "trainer.batch_size=range(128, 513, 128)",
+            "model.dropout=0.1,0.2",
+            "trainer.epochs=3",
+            "model.embedding_dim=choice(16, 32, 64)",  # a later value (the command line) wins
+        ]
+    )
+    assert space["optimizer.learning_rate"] == FloatDistribution(3e-4, 1e-2, log=True)
+    assert space["model.embedding_dim"] == CategoricalDistribution([16, 32, 64])
+    assert space["model.l2"] == FloatDistribution(0.0, 1.0)
+    assert space["trainer.batch_size"] == IntDistribution(128, 512, step=128)  # range's end excluded
+    assert space["model.dropout"] == CategoricalDistribution([0.1, 0.2])
+    assert fixed == {"trainer.epochs": "trainer.epochs=3"}
+    for bad in ("model.l2=tag(log, interval(0, 1))", "+model.extra=choice(1, 2)", "model.l2=interval(1, 1)"):
+        with pytest.raises(ConfigError):
+            search_space([bad])
 
 
 def test_failed_and_nan_jobs_are_listed_and_the_sweep_exits_4(tmp_path: Path):

@@ -19,6 +19,7 @@ from recctl.runs import RunFolder
 from recctl.training import checkpoints
 from recctl.training.callbacks import AdvanceClock, EpochCheckpoint, EpochLines, NanGuard, RankingValidation
 from recctl.training.factory import build_model, build_optimizer
+from recctl.training.pruning import trial_callback
 from recctl.training.strategy import Placement, set_precision, steps_per_execution
 
 
@@ -33,6 +34,7 @@ class FitResult:
     validation_seconds: float = 0.0
     resumed_at_epoch: int | None = None
     warm_start: dict | None = None
+    pruned_at_epoch: int | None = None  # an Optuna sweep's pruner stopped this trial (training/pruning.py)
 
 
 def seed_everything(seed: int, deterministic: bool) -> None:
@@ -113,10 +115,12 @@ def fit(
         validation.restore(state.get("validation") or {}, state.get("best_weights"), model.get_weights())
         _truncate_history(folder.history, start_epoch)
     nan_guard = NanGuard()
+    trial = trial_callback(monitor)
     callbacks: list[keras.callbacks.Callback] = [
         AdvanceClock(clock),
         nan_guard,
         validation,
+        *([trial] if trial is not None else []),
         keras.callbacks.CSVLogger(str(folder.history), append=resume_from is not None),
     ]
     if plan.logger.get("name") == "tensorboard":
@@ -172,6 +176,7 @@ def fit(
         validation_seconds=validation.seconds,
         resumed_at_epoch=start_epoch if resume_from is not None else None,
         warm_start=warm,
+        pruned_at_epoch=trial.pruned_at_epoch if trial is not None else None,
     )
 
 

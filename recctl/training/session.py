@@ -71,6 +71,7 @@ def complete_run(
             "seconds": result["seconds"],
             "best_epoch": fitted.best_epoch,
             "stopped_early": fitted.stopped_early,
+            **({"pruned_at_epoch": fitted.pruned_at_epoch} if fitted.pruned_at_epoch else {}),
             "params": params,
         },
         evaluated["per_user"],
@@ -80,6 +81,7 @@ def complete_run(
         **closed_form,
         epochs=fitted.epochs,
         best_epoch=fitted.best_epoch,
+        **({"pruned_at_epoch": fitted.pruned_at_epoch} if fitted.pruned_at_epoch else {}),
         params=params,
         seconds={
             "fit": round(fitted.fit_seconds, 3),
@@ -89,6 +91,7 @@ def complete_run(
     )
     console.info(metrics_table(evaluated, result["protocol"], model_name))
     early = " (early stop)" if fitted.stopped_early else ""
+    early = " (pruned by Optuna)" if fitted.pruned_at_epoch else early
     console.info(
         f"run: {folder.path}  ({fitted.epochs} epochs{early}, best epoch {fitted.best_epoch}, fit {fitted.fit_seconds:.1f} s)"
         if model.needs_training
