@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install constraints train test test-all bench bench-targets bench-scale bench-robustness bench-reliability bench-peers lint format clean
+.PHONY: install constraints train test test-all bench bench-search bench-targets bench-scale bench-robustness bench-reliability bench-peers lint format clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,11 @@ test-all: install
 ## bench: quality and timing figures on ml-100k and synthetic data (see BENCHMARKS.md)
 bench: install
 	$(BIN)/python benchmarks/run.py
+	$(BIN)/python benchmarks/search.py
+
+## bench-search: a 20-trial Optuna search of mf on ml-100k with and without median pruning (about 10 min)
+bench-search: install
+	$(BIN)/python benchmarks/search.py $(ARGS)
 
 ## bench-robustness: every family's defaults on data shapes they were not tuned on (about 40 min)
 bench-robustness: install

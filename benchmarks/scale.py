@@ -6,6 +6,9 @@
    with --with-sequence), against the target of 100 k users in 60 s.
 4. scale: synthetic 20 M interactions end to end (prepare, one epoch of mf, evaluate), peak RSS of
    each step against the 8 GB target.
+5. folder (`--parquet-folder PARTS`, off by default): the 20 M set of 4 as one Parquet file and as a
+   Hive-partitioned folder of PARTS files (`bucket=K/`, users hashed to buckets, what Spark writes),
+   each prepared once; seconds, peak RSS, and a check that both snapshots hold identical splits.
 
 Every command is a real `recctl --json ...` subprocess; its wall time and peak RSS come from
 wait4(). Medians of --runs runs with min-max. The synthetic files have a Zipf-like item popularity
@@ -231,14 +234,86 @@ def bench_end_to_end(work: Path, n: int) -> None:
     print(f"| **all** | {total:.1f} | | **{peak / GB:.2f}** (target 8) |\n")
 
 
+def write_partitioned(table: pa.Table, folder: Path, parts: int) -> int:
+    """`table` as a Hive-partitioned folder: users hashed to `parts` buckets, one file each, every
+    bucket's rows in their original order (as a Spark `repartition(user).write.partitionBy` would
+    leave them). Returns the folder's size in bytes."""
+    users = table["user"].to_numpy()
+    bucket = (users * 2654435761) % parts  # a multiplicative hash: buckets are not user ranges
+    order = np.argsort(bucket, kind="stable")
+    ends = np.cumsum(np.bincount(bucket, minlength=parts))
+    start = 0
+    for k, end in enumerate(ends):
+        sub = folder / f"bucket={k:0{len(str(parts - 1))}d}"
+        sub.mkdir(parents=True)
+        pq.write_table(table.take(pa.array(order[start:end])), sub / f"part-{k:05d}.snappy.parquet")
+        start = end
+    (folder / "_SUCCESS").write_bytes(b"")
+    return sum(p.stat().st_size for p in folder.rglob("*.parquet"))
+
+
+def _same_splits(work: Path, a: str, b: str) -> tuple[bool, int]:
+    """Whether two snapshots hold the same users, items and splits (every column but the file row,
+    which differs because the folder's rows come in bucket order). Returns (same, rows compared)."""
+    snaps = [next((work / d).glob("processed/csv/*/manifest.json")).parent for d in (a, b)]
+    n = 0
+    for name in ("users", "items", "train", "valid", "test"):
+        tables = [pq.read_table(s / f"{name}.parquet") for s in snaps]
+        keep = [c for c in tables[0].column_names if c != "row"]
+        if tables[0].select(keep) != tables[1].select(keep):
+            return False, n
+        n += tables[0].num_rows if name in ("train", "valid", "test") else 0
+    return True, n
+
+
+def bench_parquet_folder(work: Path, n: int, parts: int) -> None:
+    print(f"## folder: synthetic {n / 1e6:g} M interactions, one Parquet file vs a folder of {parts}\n")
+    n_users = n // 100
+    table = interactions(n_users, 50_000, 100, seed=3)
+    one = work / "one.parquet"
+    pq.write_table(table, one)
+    folder_bytes = write_partitioned(table, work / "folder", parts)
+    del table
+    print(
+        "| input | files | MB | prepare wall s | in-command s | interactions/s (in-command) | peak RSS GB |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    for label, path, files, size in (
+        ("one Parquet file", one, 1, one.stat().st_size),
+        ("Hive-partitioned folder (`bucket=K/`)", work / "folder", parts, folder_bytes),
+    ):
+        result, wall, rss = measured(["prepare", *csv_args(path, f"data-{files}")], work)
+        seconds = result["seconds"]["total"]
+        print(
+            f"| {label} | {files} | {size / 1e6:.0f} | {wall:.1f} | {seconds:.1f} | "
+            f"{n / seconds / 1e6:.2f} M | {rss / GB:.2f} |"
+        )
+    same, compared = _same_splits(work, "data-1", f"data-{parts}")
+    print(
+        f"\nidentical users, items and train/valid/test splits: **{'yes' if same else 'NO'}** "
+        f"({compared:,} split rows compared, every column but the file row)\n"
+    )
+    if not same:
+        raise SystemExit("the folder and the single file gave different snapshots")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scale", type=float, default=1.0, help="multiply every size (0.01: a smoke test)")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--only", default="prepare,training,evaluation,scale")
     parser.add_argument("--with-sequence", action="store_true", help="also evaluate lstm at 100 k x 50 k")
+    parser.add_argument(
+        "--parquet-folder",
+        type=int,
+        default=0,
+        metavar="PARTS",
+        help="also prepare the 20 M set from a Hive-partitioned folder of PARTS Parquet files (step 5)",
+    )
     args = parser.parse_args()
     only = set(args.only.split(","))
+    if args.parquet_folder:
+        only.add("folder")
     s = args.scale
     work = Path(tempfile.mkdtemp(prefix="recctl-scale-"))
     print(
@@ -255,6 +330,8 @@ def main() -> None:
             bench_evaluation(work, max(int(100_000 * s), 100), max(int(50_000 * s), 50), models)
         if "scale" in only:
             bench_end_to_end(work, int(20_000_000 * s))
+        if "folder" in only:
+            bench_parquet_folder(work, int(20_000_000 * s), args.parquet_folder or 32)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

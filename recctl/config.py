@@ -77,7 +77,10 @@ class DatasetConfig:
     duplicates: str = "keep_first"  # keep_first | keep_last | keep_all | error
     min_user_interactions: int = 0  # iterative k-core; 0 = off
     min_item_interactions: int = 0
-    split: str = "loo"  # loo | temporal | random
+    split: str = "loo"  # loo | temporal | random | cold_users | cold_items
+    # cold_users / cold_items: the share of users (items) held out of training for test, and the
+    # same share again for validation (docs/evaluation.md).
+    cold_share: float = 0.1
     # Rows of one user with the same timestamp, in time order: "row" (the file's order) or "hash" (a
     # hash of the user and item ids: independent of the file's row order and of item ids).
     ties: str = "row"
@@ -111,6 +114,7 @@ class TrainerConfig:
     lr_schedule: Any | None = None
     checkpoint: bool = True
     verbose: str = "auto"  # auto | progress | lines | quiet
+    carry_optimizer: bool = False  # init_from=: keep the source run's optimizer state (docs/resume.md)
 
 
 @dataclass
@@ -168,6 +172,7 @@ class ExportConfig:
     k: int = 10
     name: str | None = None
     quantize: str = "none"  # litert only: none | dynamic | float16
+    include_history: bool = True  # false: no user's seen items in the export (docs/security.md)
 
 
 _cs = ConfigStore.instance()
@@ -190,7 +195,9 @@ _cs.store(group="export", name="schema", node=ExportConfig)
 
 
 SOURCES = sources.NAMES  # the dataset.source values: the registry's names
-SPLITS = ("loo", "temporal", "random")
+SPLITS = ("loo", "temporal", "random", "cold_users", "cold_items")
+# The cold-start splits: which side they hold out of training (data/transform.COLD_SPLITS).
+COLD_SPLITS = {"cold_users": "users", "cold_items": "items"}
 TIES = ("row", "hash")
 DUPLICATES = ("keep_first", "keep_last", "keep_all", "error")
 
@@ -220,7 +227,12 @@ def validate_dataset(d: Any) -> None:
         f"dataset.split_ratio must be three non-negative fractions summing to 1. Received: {ratio}",
     )
     _check(
-        d.split == "loo" or ratio[1] + ratio[2] > 0,
+        0 < d.cold_share < 0.5,
+        f"dataset.cold_share must be above 0 and below 0.5 (that share is test, as many again "
+        f"validation). Received: {d.cold_share}",
+    )
+    _check(
+        d.split in ("loo", *COLD_SPLITS) or ratio[1] + ratio[2] > 0,
         f"dataset.split_ratio={ratio} leaves nothing to validate or test on: give valid or test a share",
     )
     _check(
@@ -517,6 +529,52 @@ def check_sequence_order(model_cls: type, d: Any) -> None:
             f"{model_cls.__name__} is a sequence model, but dataset {d.name} has no timestamp column "
             "(dataset.columns.timestamp=null): map one, or set dataset.row_order_is_time=true if the "
             "file's rows are in time order"
+        )
+
+
+def cold_families(side: str) -> list[str]:
+    """The model groups (conf/model/<name>.yaml) whose family scores `side` without history."""
+    from recctl.confdir import conf_dir
+    from recctl.training.factory import model_class
+
+    names = []
+    for path in sorted((conf_dir() / "model").glob("*.yaml")):
+        try:
+            cls = model_class(OmegaConf.load(path))
+        except ConfigError:
+            continue
+        if side in cls.cold_start:
+            names.append(path.stem)
+    return names
+
+
+COLD_ITEMS_NOT_SAMPLED = (
+    "evaluation.candidates=sampled does not apply to dataset.split=cold_items: its candidates are the "
+    "split's cold items (docs/evaluation.md); use evaluation.candidates=full"
+)
+
+
+def check_cold_split(model_cls: type, model_cfg: Any, d: Any, family: str, candidates: str = "full") -> None:
+    """dataset.split=cold_users / cold_items: a family that cannot score a user (item) without
+    history is refused before any work, in one line naming those that can; one that can but whose
+    unknown-id row is not trained (model.user_dropout / model.item_dropout 0) gets a warning."""
+    side = COLD_SPLITS.get(d.split)
+    if side is None:
+        return
+    _check(not (side == "items" and candidates == "sampled"), COLD_ITEMS_NOT_SAMPLED)
+    one = "a user" if side == "users" else "an item"
+    if side not in model_cls.cold_start:
+        raise ConfigError(
+            f"dataset.split={d.split}: model={family} cannot score {one} without history; the families "
+            f"that can: {', '.join(f'model={n}' for n in cold_families(side))}"
+        )
+    key = model_cls.cold_start[side]
+    if key is not None and not (model_cfg.get(key) or 0) > 0:
+        from recctl import console
+
+        console.warn(
+            f"dataset.split={d.split} with model.{key}=0: the cold {side} are scored through id rows "
+            f"that were never trained; set model.{key}=0.1 so an unknown-id row is learnt (docs/evaluation.md)"
         )
 
 

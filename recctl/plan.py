@@ -132,9 +132,13 @@ def train_plan(cfg, hydra_cfg) -> TrainPlan:
 
     model_cls = model_class(cfg.model)
     config.check_fitted_without_epochs(model_cls, resume is not None, cfg.get("init_from"))
-    init_from = warm_start_run(cfg.get("init_from"), Path(paths.output_dir), cfg.model)
+    init_from = warm_start_run(
+        cfg.get("init_from"), Path(paths.output_dir), cfg.model, cfg.optimizer, trainer.carry_optimizer
+    )
     dataset = config.checked_dataset(cfg.dataset)
     config.check_sequence_order(model_cls, dataset)
+    family = resume.model if resume else (hydra_cfg.runtime.choices.get("model") or model_cls.__name__)
+    config.check_cold_split(model_cls, cfg.model, dataset, family, evaluation.candidates)
     check_optimizer(cfg.optimizer)
     if cfg.logger.get("name") == "mlflow":
         from recctl.training.mlflow_logger import check_available

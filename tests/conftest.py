@@ -69,6 +69,7 @@ def recctl_json(*args: str, cwd: Path, expect: int = 0, **kw) -> dict:
 def trained_workdir(tmp_path_factory) -> Path:
     """One tiny mf run (trained, evaluated) shared by the evaluate / export / recommend tests."""
     work = tmp_path_factory.mktemp("work")
-    result = recctl_json("train", *TINY, "trainer.epochs=4", "optimizer.learning_rate=0.01", cwd=work)
-    assert result["status"] == "ok"
+    proc = recctl("--json", "train", *TINY, "trainer.epochs=4", "optimizer.learning_rate=0.01", cwd=work)
+    assert proc.returncode == 0 and json.loads(proc.stdout)["status"] == "ok", proc.stderr
+    (work / "train.stderr").write_text(proc.stderr)  # the human lines, for the tests that read them
     return work

@@ -120,6 +120,7 @@ def test_constructor_arguments_are_validated():
         SASRec(N_USERS, N_ITEMS, activation="tanh")
 
 
+@pytest.mark.slow  # CI time: one sequence family learns in make test (lstm, test_sequence_families.py)
 def test_attention_learns_on_tiny_synthetic_data(tmp_path: Path):
     # Few windows on tiny data: a smaller batch and a larger learning rate than the defaults, and no
     # XLA (its compile time dominates a run this short); over seeds 1-3 this reached 1.9-2.9x pop

@@ -187,7 +187,7 @@ ROWS: list[Row] = [
         "value not among the choices",
         ("prepare", "dataset.split=sideways"),
         2,
-        "dataset.split must be one of loo, temporal, random. Received: 'sideways'",
+        "dataset.split must be one of loo, temporal, random, cold_users, cold_items. Received: 'sideways'",
     ),
     Row(
         "bad-duplicates-choice",
@@ -353,7 +353,7 @@ ROWS: list[Row] = [
         "unknown baseline",
         ("evaluate", "evaluation.baselines=[pop,bpr]"),
         2,
-        "evaluation.baselines: unknown ['bpr']; known: pop, ease, item_knn, user_knn, bias",
+        "evaluation.baselines: unknown ['bpr']; known: pop, ease, item_knn, user_knn, feature_pop, bias",
     ),
     Row(
         "gate-baseline-not-computed",
@@ -416,10 +416,10 @@ ROWS: list[Row] = [
     Row(
         "folder-not-file",
         "data",
-        "a folder where a file is expected",
+        "a folder without Parquet files where the interactions are expected",
         (*CSV, "dataset.path=a_folder"),
         2,
-        "a_folder: is a folder, not a file (dataset.path)",
+        "a_folder: no Parquet files (*.parquet, *.pq) in this folder or its subfolders (dataset.path)",
     ),
     Row(
         "empty-file",

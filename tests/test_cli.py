@@ -60,12 +60,16 @@ def test_cfg_job_prints_the_composed_config(tmp_path: Path):
         (["dataset=csv", "dataset.path=missing.csv"], "missing.csv: file not found"),
     ],
 )
-def test_bad_config_is_one_line_and_exit_2(tmp_path: Path, args, needle):
-    proc = recctl("train", *args, cwd=tmp_path)
-    assert proc.returncode == 2, proc.stdout + proc.stderr
-    assert needle in proc.stderr
-    assert "Traceback" not in proc.stderr
-    assert len([line for line in proc.stderr.splitlines() if line.strip()]) == 1, proc.stderr
+def test_bad_config_is_one_line_and_exit_2(tmp_path: Path, args, needle, monkeypatch, capsys):
+    # In process (the CLI's own entry point): a subprocess per row cost ~10 s of TensorFlow import
+    # each; test_model_error_names_valid_options and test_bad_inputs.py cover the real process.
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HYDRA_FULL_ERROR", "1")
+    code, err = _in_process(["train", *args], capsys)
+    assert code == 2, err
+    assert needle in err
+    assert "Traceback" not in err
+    assert len([line for line in err.splitlines() if line.strip()]) == 1, err
 
 
 def test_model_error_names_valid_options(tmp_path: Path):
@@ -275,3 +279,36 @@ def test_a_failing_command_keeps_its_error_log_beside_the_run_not_inside(tmp_pat
         == tmp_path / "outputs" / "logs"
     )
     assert _error_log_folder({"run_dir": None, "command": "evaluate"}, tmp_path) is None
+
+
+def test_progress_is_a_bar_at_a_terminal_lines_in_ci_and_nothing_when_piped(monkeypatch, capsys):
+    from recctl import console
+
+    for key in ("RECCTL_PROGRESS", "CI", "NO_COLOR"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setattr(console, "_json_mode", False)
+    assert console.progress_mode() == "off"  # pytest's stderr is not a terminal
+    monkeypatch.setenv("CI", "true")
+    assert console.progress_mode() == "lines"
+    monkeypatch.setenv("RECCTL_PROGRESS", "off")
+    assert console.progress_mode() == "off"
+
+    now = [0.0]
+    with console.Progress("ranking test users", 1000, "users", mode="lines", clock=lambda: now[0]) as step:
+        step.advance(100)  # under a second: nothing
+        now[0] = 12.0
+        step.advance(400)
+        now[0] = 14.0
+        step.advance(100)  # within 10 s of the last line: nothing
+        now[0] = 30.0
+        step.advance(400)  # the end: the closing line says so
+    lines = capsys.readouterr().out.splitlines()
+    assert lines == [
+        "  ranking test users: 500/1,000 users (50%), 12 s",
+        "  ranking test users: done, 1,000 users in 30 s",
+    ]
+    with console.Progress("quiet", 10, "users", mode="off") as step:
+        step.advance(10)
+    with console.Progress("short", 10, "users", mode="lines") as step:
+        step.advance(10)  # a short pass prints nothing, even in CI
+    assert capsys.readouterr().out == ""

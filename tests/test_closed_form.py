@@ -127,6 +127,7 @@ def test_arguments_and_memory_are_checked_before_any_fit(monkeypatch):
         _fitted(EASE, _matrix())
 
 
+@pytest.mark.slow  # CI time: EASE through the CLI is test_uncertainty.py's compare test
 def test_ease_trains_without_epochs_beats_pop_and_refuses_resume(tmp_path: Path):
     result = recctl_json("train", "model=ease", *TINY, cwd=tmp_path)
     ndcg, pop = result["metrics"]["test"]["ndcg@10"], result["baseline"]["pop"]["test"]["ndcg@10"]

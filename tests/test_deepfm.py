@@ -162,6 +162,7 @@ def test_learns_a_planted_feature_interaction(variant):
     assert binary_auc(labels[cut:], scores) > 0.8  # the planted signal caps it near 0.9
 
 
+@pytest.mark.slow  # CI time: the CTR CLI path is test_ctr.py's; deepfm/xdeepfm/dcn learning is tested above
 def test_cli_trains_dcn_on_the_ctr_task_and_exports(tmp_path: Path):
     result = recctl_json(
         "train",

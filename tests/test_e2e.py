@@ -32,6 +32,10 @@ def test_train_writes_a_complete_run(trained_workdir: Path):
     for name in ("config.yaml", "model.keras", "history.csv", "curves.png", "metrics.json", "manifest.json"):
         assert (run / name).is_file(), name
     assert any((run / "tensorboard").rglob("events.out.tfevents.*"))
+    lines = (trained_workdir / "train.stderr").read_text().splitlines()
+    started = next(i for i, line in enumerate(lines) if line.startswith("run folder: "))
+    assert str(run.name) in lines[started] and "tensorboard --logdir" in lines[started]
+    assert started < next(i for i, line in enumerate(lines) if line.startswith("epoch 1/4"))
     manifest = json.loads((run / "manifest.json").read_text())
     assert manifest["status"] == "completed" and manifest["kind"] == "run"
     assert manifest["environment"]["tensorflow"] and manifest["fingerprint"]
@@ -40,6 +44,29 @@ def test_train_writes_a_complete_run(trained_workdir: Path):
     assert len(rows) == 4 and "val_ndcg@10" in rows[0]
     snapshot = Path(manifest["snapshot"])
     assert snapshot.parent.name == "synthetic" and (snapshot / "manifest.json").is_file()
+
+
+def test_tensorboard_hparams_hold_the_runs_settings_and_final_metrics(trained_workdir: Path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.plugins.hparams import plugin_data_pb2
+    from tensorboard.util import tensor_util
+
+    (run,) = (trained_workdir / "outputs" / "runs").iterdir()
+    events = EventAccumulator(str(run / "tensorboard" / "hparams"))
+    events.Reload()
+    content = events.SummaryMetadata("_hparams_/session_start_info").plugin_data.content
+    hparams = plugin_data_pb2.HParamsPluginData.FromString(content).session_start_info.hparams
+    assert hparams["trainer.epochs"].number_value == 4
+    assert hparams["optimizer.learning_rate"].number_value == pytest.approx(0.01)
+    assert hparams["dataset.name"].string_value == "synthetic"
+    metrics = json.loads((run / "metrics.json").read_text())
+    for tag, expected in (
+        ("test/ndcg@10", metrics["metrics"]["test"]["ndcg@10"]),
+        ("pop/valid/recall@20", metrics["baseline"]["pop"]["valid"]["recall@20"]),
+    ):
+        (event,) = events.Tensors(tag)
+        assert event.step == 4
+        assert float(tensor_util.make_ndarray(event.tensor_proto)) == pytest.approx(expected, rel=1e-6)
 
 
 def test_evaluate_latest_json_and_table(trained_workdir: Path):

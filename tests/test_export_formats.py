@@ -63,10 +63,13 @@ def job_context(model, data):
 def _train(models: dict[str, str], work: Path) -> dict[str, Path]:
     """Train each model for one epoch on TINY data; {label: run folder}."""
     work.mkdir(parents=True, exist_ok=True)
+    # One multirun: one process (one TensorFlow import) trains them all, a job folder each.
+    names = ",".join(models.values())
+    result = recctl_json("train", "-m", f"model={names}", *TINY, "trainer.epochs=1", "logger=none", cwd=work)
+    assert [job["status"] for job in result["jobs"]] == ["ok"] * len(models), result
     out = {}
-    for label, model in models.items():
-        result = recctl_json("train", f"model={model}", *TINY, "trainer.epochs=1", "logger=none", cwd=work)
-        run_dir = Path(result["run_dir"])
+    for label, job in zip(models, result["jobs"], strict=True):
+        run_dir = Path(job["run_dir"])
         out[label] = run_dir if run_dir.is_absolute() else work / run_dir
     return out
 
@@ -426,3 +429,96 @@ def test_warmup_request_of_a_history_signature_round_trips(tmp_path: Path):
     assert tf.as_dtype(inputs["history"].dtype) == tf.string
     value = tf.make_ndarray(inputs["history"])
     assert value.shape == (1, 3) and value.astype(str).tolist() == [["i001", "i007", "i003"]]
+
+
+# Issue #17 part 6: export.include_history=false leaves every user's seen items out of the SavedModel.
+
+
+def _saved_model_contents(folder: Path) -> tuple[list[np.ndarray], list[bytes]]:
+    """Every checkpointed variable, every constant of saved_model.pb's graphs (its functions
+    included) and the bytes of every asset file: all that a reader of the folder can get at."""
+    import tensorflow as tf
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    prefix = str(folder / "variables" / "variables")
+    reader = tf.train.load_checkpoint(prefix)
+    tensors = [np.asarray(reader.get_tensor(name)) for name, _ in tf.train.list_variables(prefix)]
+    proto = saved_model_pb2.SavedModel.FromString((folder / "saved_model.pb").read_bytes())
+    for graph in proto.meta_graphs:
+        nodes = list(graph.graph_def.node)
+        for function in graph.graph_def.library.function:
+            nodes.extend(function.node_def)
+        tensors += [tf.make_ndarray(n.attr["value"].tensor) for n in nodes if n.op == "Const"]
+    assets = [
+        p.read_bytes() for sub in ("assets", "assets.extra") for p in (folder / sub).rglob("*") if p.is_file()
+    ]
+    return tensors, assets
+
+
+def _holds_history(tensors: list[np.ndarray], assets: list[bytes], seen) -> bool:
+    n_pairs = len(seen.indices)
+    for value in tensors:
+        if value.dtype.kind in "iu" and value.size in (n_pairs, len(seen.indptr)):
+            flat = value.ravel().astype(np.int64)
+            if np.array_equal(flat, seen.indices) or np.array_equal(flat, seen.indptr):
+                return True
+        if value.dtype.kind in "iu" and value.size == n_pairs:  # any int tensor of one entry per interaction
+            return True
+    return any(seen.indices.astype(np.int64).tobytes() in blob for blob in assets)
+
+
+def test_include_history_false_leaves_no_seen_items_in_the_saved_model(trained_workdir: Path, tmp_path: Path):
+    import tensorflow as tf
+
+    from recctl.export import saved_model
+    from recctl.export.card import user_data
+    from recctl.export.registry import ExportJob
+    from recctl.runs import load_run
+
+    run_dir = _run_dir(trained_workdir)
+    loaded = load_run(run_dir)
+    snapshot, model = loaded.snapshot, loaded.model
+    seen = snapshot.csr("train", "valid", "test")
+    folders = {}
+    for include in (True, False):  # every item in the top-K: the seen ones show where they land
+        job = ExportJob(
+            model, snapshot, run_dir, tmp_path / f"sm-{include}", snapshot.n_items, include_history=include
+        )
+        job.folder.mkdir()
+        saved_model.write(job)
+        folders[include] = job.folder
+        card = saved_model.card(job, {"k": K, "model": "mf"})[0]
+        assert ("include_history=false" in card) is (not include)
+    assert _holds_history(*_saved_model_contents(folders[True]), seen)  # the scan finds them by default
+    assert not _holds_history(*_saved_model_contents(folders[False]), seen)
+
+    # serving_default no longer leaves the seen items out; serving_exclude does, with the client's list
+    users = tf.constant([str(snapshot.user_ids[0])])
+    mine = {str(snapshot.item_ids[i]) for i in seen.indices[seen.indptr[0] : seen.indptr[1]]}
+    served = tf.saved_model.load(str(folders[False]))
+    out = served.signatures["serving_default"](user_id=users)
+    assert mine <= set(out["item_ids"].numpy().astype(str)[0]) and np.all(out["scores"].numpy() > -1e29)
+    excluded = served.signatures["serving_exclude"](
+        user_id=users, exclude_item_ids=tf.constant([sorted(mine)])
+    )
+    assert (excluded["scores"].numpy() == saved_model.EXCLUDED_SCORE).sum() == len(mine)
+    assert "no seen-item lists" in user_data(model, "saved_model", False)
+    assert "every user's seen items" in user_data(model, "saved_model", True)
+    assert "user_ids.txt" in user_data(model, "onnx", False)
+    assert "`user_embedding/embeddings`" in user_data(model, "onnx", False)  # one row per user
+
+    # the families whose weights are the interactions themselves are refused by `recctl export`
+    from recctl.models.knn import UserKNN
+    from recctl.models.lightgcn import LightGCN
+
+    assert UserKNN.interaction_tables == ("train_matrix",) and "edge_items" in LightGCN.interaction_tables
+
+    # a history model's warmup request and card sample then hold no user's items, only popular ones
+    from types import SimpleNamespace
+
+    from recctl.models.base import _HISTORY_OF_IDS
+
+    history_model = SimpleNamespace(export_input=lambda: _HISTORY_OF_IDS)
+    job = ExportJob(history_model, snapshot, run_dir, tmp_path, K, include_history=False)
+    popular = np.argsort(-snapshot.item_popularity(), kind="stable")[:3]
+    assert saved_model.sample_input(job).tolist() == [[str(snapshot.item_ids[i]) for i in popular]]

@@ -159,6 +159,7 @@ def test_the_old_mf_run_evaluates_exports_and_recommends_through_the_cli(golden_
     ]
 
 
+@pytest.mark.slow  # CI time: resume and warm start are test_resume.py's and test_warm_start.py's
 def test_the_killed_run_resumes_and_the_old_run_warm_starts_a_new_one(golden_work):
     killed = golden_work / "outputs" / "runs" / KILLED
     assert json.loads((killed / "manifest.json").read_text())["status"] == "interrupted"

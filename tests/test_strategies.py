@@ -138,8 +138,16 @@ def test_mixed_precision_trains_evaluates_with_float32_scores(tmp_path):
     [
         (["strategy=tpu"], "strategy=tpu: cannot reach"),
         (["strategy=one_device", "strategy.device=/gpu:3"], "device '/gpu:3' is not on this machine"),
-        (["strategy=mirrored", "trainer.steps_per_execution=8"], "cannot run trainer.steps_per_execution=8"),
-        (["strategy.name=parameter_server"], "Keras 3 fit does not support ParameterServerStrategy"),
+        pytest.param(  # CI time: the same check-before-data path as the two rows above
+            ["strategy=mirrored", "trainer.steps_per_execution=8"],
+            "cannot run trainer.steps_per_execution=8",
+            marks=pytest.mark.slow,
+        ),
+        pytest.param(
+            ["strategy.name=parameter_server"],
+            "Keras 3 fit does not support ParameterServerStrategy",
+            marks=pytest.mark.slow,
+        ),
     ],
 )
 def test_impossible_placements_fail_before_any_data_is_read(tmp_path, overrides, message):

@@ -291,7 +291,10 @@ def test_mlflow_logger_records_params_epochs_metrics_and_files(tmp_path: Path):
     assert run.data.metrics["pop_test_ndcg_at_10"] == result["baseline"]["pop"]["test"]["ndcg@10"]
     assert [m.step for m in client.get_metric_history(run.info.run_id, "loss")] == [1, 2]
     files = {a.path for a in client.list_artifacts(run.info.run_id)}
-    assert {"config.yaml", "metrics.json", "history.csv"} <= files
+    assert {"config.yaml", "metrics.json", "history.csv", "tensorboard"} <= files
+    run_dir = Path(result["run_dir"])  # the run keeps its TensorBoard files (curves and HParams) too
+    assert any((run_dir / "tensorboard" / "hparams").glob("events.out.tfevents.*"))
+    assert any((run_dir / "tensorboard" / "train").glob("events.out.tfevents.*"))
     assert run.data.tags["recctl.run_dir"] == str(Path(result["run_dir"]).resolve())
 
 

@@ -43,8 +43,14 @@ def run(cfg, result: dict) -> dict:
     writing = False
     try:
         from recctl.evaluation.tasks import task_of
+        from recctl.export.card import model_card, user_data
 
         loaded.model = load_model(loaded.folder.model)
+        if not export.include_history and loaded.model.interaction_tables:
+            raise ConfigError(
+                f"export.include_history=false: {loaded.model_name}'s weights hold the training interactions "
+                f"({', '.join(loaded.model.interaction_tables)}), so every export of it carries each user's items"
+            )
         snapshot = loaded.snapshot
         result["model"] = loaded.model_name
         result["dataset"] = {"name": snapshot.name, "fingerprint": snapshot.fingerprint}
@@ -57,7 +63,9 @@ def run(cfg, result: dict) -> dict:
         writing = True
         fmt = FORMATS[export.format]
         writer = fmt.load()
-        job = ExportJob(loaded.model, snapshot, run_dir, staged, export.k, export.quantize, name)
+        job = ExportJob(
+            loaded.model, snapshot, run_dir, staged, export.k, export.quantize, name, export.include_history
+        )
         signatures = writer.write(job)
         items = snapshot.items[[c for c in ("item", "item_id", "title") if c in snapshot.items.columns]]
         items.to_parquet(staged / "items.parquet", index=False)
@@ -72,10 +80,10 @@ def run(cfg, result: dict) -> dict:
             "created_at": now_iso(),
             "signatures": signatures,
             "quantize": export.quantize if fmt.quantizes else None,
+            "include_history": export.include_history,
+            "user_data": user_data(loaded.model, export.format, export.include_history),
             "environment": environment(),
         }
-        from recctl.export.card import model_card
-
         sections = writer.card(job, info)
         card = model_card(info, metrics, result["protocol"], writer.DESCRIPTION, sections)
         atomic_write_text(staged / "README.md", card)

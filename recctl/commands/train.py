@@ -58,6 +58,7 @@ def run(cfg, result: dict) -> dict:
     # From here on the run folder is the run's: a failure is recorded in its manifest. Before (bad
     # data, a changed snapshot), the runner removes the invocation's empty folder instead.
     result["run_dir"] = str(folder.path)
+    console.info(f"run folder: {folder.path}" + _tensorboard_hint(plan, folder))
 
     from recctl.training.fit import fit
     from recctl.training.mlflow_logger import start_tracking
@@ -86,6 +87,12 @@ def run(cfg, result: dict) -> dict:
         tracker.finish(evaluated)
     session.apply_gate(plan, evaluated, folder)
     return result
+
+
+def _tensorboard_hint(plan, folder: RunFolder) -> str:
+    from recctl.training.hparams import writes_tensorboard
+
+    return f"  (tensorboard --logdir {folder.tensorboard})" if writes_tensorboard(plan.logger) else ""
 
 
 # ---------------------------------------------------------------------------------- runner hooks

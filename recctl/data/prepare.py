@@ -27,7 +27,7 @@ from recctl.artifacts import (
     sha256_file,
     staging_dir,
 )
-from recctl.config import checked_dataset
+from recctl.config import COLD_SPLITS, checked_dataset
 from recctl.data import sources
 from recctl.data.raw import RawData
 from recctl.data.snapshot import Snapshot
@@ -51,7 +51,8 @@ def ensure_snapshot(dataset_cfg: Any, data_dir: str | Path, seed: int) -> tuple[
     source = sources.get(d.source)
     source.check_before_read(d)
     files = source.files(d)
-    fp = fingerprint(d, seed, files)
+    with console.stage(f"prepare {d.name}: hashing the raw files"):
+        fp = fingerprint(d, seed, files)
     parent = Path(data_dir) / "processed" / d.name
     final = parent / fp
     if (final / MANIFEST).is_file():
@@ -64,11 +65,14 @@ def ensure_snapshot(dataset_cfg: Any, data_dir: str | Path, seed: int) -> tuple[
         raise _write_error(exc, target, data_dir) from None
     writing = False
     try:
-        raw = source.load(d, seed)
-        tables, stats = build_tables(raw, d, seed)
+        with console.stage(f"prepare {d.name}: reading"):
+            raw = source.load(d, seed)
+        with console.stage(f"prepare {d.name}: filtering, indexing and splitting"):
+            tables, stats = build_tables(raw, d, seed)
         _check_evaluable(stats, d, raw)
         writing = True
-        _write_snapshot(staged, tables, stats, d, seed, fp, files)
+        with console.stage(f"prepare {d.name}: writing the snapshot"):
+            _write_snapshot(staged, tables, stats, d, seed, fp, files)
         published = publish_once(staged, final)
     except BaseException as exc:
         shutil.rmtree(staged, ignore_errors=True)
@@ -121,6 +125,8 @@ def fingerprint(d: DictConfig, seed: int, files: list[Path]) -> str:
     settings.pop("row_order_is_time", None)  # a promise about the file checked by train; the data is the same
     if settings.get("ties") == "row":  # the rule of every snapshot made before the key: theirs stay valid
         settings.pop("ties")
+    if settings.get("split") not in COLD_SPLITS:  # read by the cold splits only: other snapshots stay valid
+        settings.pop("cold_share", None)
     for table in ("user_features", "item_features"):
         settings[table].pop("path", None)
     for section in source.unread_sections:
@@ -128,18 +134,53 @@ def fingerprint(d: DictConfig, seed: int, files: list[Path]) -> str:
     payload = {
         "version": PREP_VERSION,
         "settings": settings,
-        "seed": seed if (source.seeded or d.split == "random") else None,
-        "files": [sha256_file(f) for f in files],
+        "seed": seed if (source.seeded or d.split == "random" or d.split in COLD_SPLITS) else None,
+        "files": [raw_digest(f) for f in files],
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def raw_digest(path: Path) -> str:
+    """sha256 of a raw file; for a folder (of Parquet files, the table source), the sha256 of each part
+    file's relative path and sha256 in sorted path order: adding, changing or renaming a part changes
+    it, the order the file system lists them in does not, and a single file keeps its old digest."""
+    path = Path(path)
+    if not path.is_dir():
+        return sha256_file(path)
+    from recctl.data.sources.readers import parquet_parts
+
+    lines = [f"{p.relative_to(path).as_posix()}\t{sha256_file(p)}\n" for p in parquet_parts(path)]
+    return hashlib.sha256("".join(lines).encode()).hexdigest()
+
+
+def _source_entry(path: Path) -> dict[str, Any]:
+    """A raw file (or folder) as the snapshot manifest records it."""
+    if not path.is_dir():
+        return {"path": str(path), "sha256": sha256_file(path), "bytes": path.stat().st_size}
+    from recctl.data.sources.readers import parquet_parts
+
+    parts = parquet_parts(path)
+    return {
+        "path": str(path),
+        "sha256": raw_digest(path),
+        "bytes": sum(p.stat().st_size for p in parts),
+        "parts": len(parts),
+    }
 
 
 def _check_evaluable(stats: dict, d: DictConfig, raw: RawData) -> None:
     """A validation or test split that came out empty would give no metric at all: refuse the data."""
     ratios = dict(zip(("valid", "test"), d.split_ratio[1:], strict=True))
-    empty = [s for s in ("valid", "test") if stats[s] == 0 and (d.split == "loo" or ratios[s] > 0)]
+    needed = ("loo", *COLD_SPLITS)
+    empty = [s for s in ("valid", "test") if stats[s] == 0 and (d.split in needed or ratios[s] > 0)]
     if not empty:
         return
+    if d.split in COLD_SPLITS:
+        raise DataError(
+            f"dataset.split={d.split} with dataset.cold_share={d.cold_share} holds out no "
+            f"{COLD_SPLITS[d.split]} for the {' and '.join(empty)} split ({stats['n_users']} users, "
+            f"{stats['n_items']} items): raise dataset.cold_share"
+        )
     filtered = d.rating_threshold is not None or d.min_user_interactions > 1 or d.min_item_interactions > 1
     where = f"{raw.files[0]}: " if raw.files else ""
     raise DataError(
@@ -165,9 +206,7 @@ def _write_snapshot(
             "created_at": now_iso(),
             "seed": seed,
             "prep_version": PREP_VERSION,
-            "source_files": [
-                {"path": str(f), "sha256": sha256_file(f), "bytes": f.stat().st_size} for f in files
-            ],
+            "source_files": [_source_entry(f) for f in files],
             "config": OmegaConf.to_container(d, resolve=True),
             "environment": environment(),
             # Digests of the snapshot's own files (Snapshot.verify): a copy or a disk can be checked.

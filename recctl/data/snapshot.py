@@ -170,10 +170,30 @@ class Snapshot:
     def item_popularity(self) -> np.ndarray:
         return np.bincount(self.pairs("train")[1], minlength=self.n_items).astype(np.float32)
 
+    @property
+    def cold_side(self) -> str | None:
+        """users or items on a cold-start split (dataset.split=cold_users / cold_items), else None."""
+        return (self.stats.get("cold") or {}).get("side")
+
+    def cold_candidates(self, split: str) -> np.ndarray | None:
+        """The items ranked at `split` on dataset.split=cold_items: that split's cold items (each has
+        all its interactions there); None on every other split (the whole catalogue)."""
+        if self.cold_side != "items":
+            return None
+        return np.unique(self.pairs(split)[1])
+
     def split_description(self) -> str:
         """How the split was made, in words, for the protocol line of every task (evaluation/tasks.py):
         the split, the rule that ordered rows sharing a timestamp, and how many held-out rows it decided."""
         split = self.stats["split"]
+        cold = self.stats.get("cold")
+        if cold:
+            seed = self.manifest.get("seed")
+            return (
+                f"{split}: {cold['test']} test and {cold['valid']} validation {cold['side']} "
+                f"(dataset.cold_share={cold['share']} each, chosen by a hash of their ids and seed {seed}) "
+                "held out of training with all their interactions"
+            )
         if not self.stats.get("has_timestamps"):
             order = "by file row order"
         elif self.stats.get("ties") == "hash":

@@ -6,6 +6,7 @@ nothing here reads or writes a file, and the same rows and settings always give 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -110,7 +111,8 @@ def build_tables(raw: RawData, d: DictConfig, seed: int) -> tuple[dict[str, pd.D
     frame = frame.iloc[order].reset_index(drop=True)  # each user's rows in time order (sequence models)
     if raw.has_timestamps and d.ties == "row":
         _warn_if_ties_follow_item_ids(frame, d.name)
-    part = split_assignments(frame, d.split, list(d.split_ratio), seed)
+    cold = ColdShare(float(d.get("cold_share", 0.1)), user_ids, item_ids)
+    part = split_assignments(frame, d.split, list(d.split_ratio), seed, cold)
     tables = {
         name: frame[part == code].reset_index(drop=True)
         for code, name in enumerate(("train", "valid", "test"))
@@ -135,6 +137,7 @@ def build_tables(raw: RawData, d: DictConfig, seed: int) -> tuple[dict[str, pd.D
         test=len(tables["test"]),
         valid_users=int(tables["valid"]["user"].nunique()),
         test_users=int(tables["test"]["user"].nunique()),
+        **_cold_stats(tables, d.split, cold.share),
         has_timestamps=raw.has_timestamps,
         ties=d.ties if raw.has_timestamps else None,
         tied_targets=_tied_targets(frame, part) if raw.has_timestamps else None,
@@ -152,9 +155,21 @@ def _locate(raw: RawData, row: int) -> str:
     return raw.locate(row) if raw.locate is not None else f"interaction row {row + 1}"
 
 
-def split_assignments(frame: pd.DataFrame, split: str, ratio: list[float], seed: int) -> np.ndarray:
+@dataclass(frozen=True)
+class ColdShare:
+    """What a cold-start split needs beyond the rows: `dataset.cold_share` and the original ids (by
+    index), so the users or items held out depend on the ids and the seed, not on the file's order."""
+
+    share: float = 0.1
+    user_ids: np.ndarray | None = None
+    item_ids: np.ndarray | None = None
+
+
+def split_assignments(
+    frame: pd.DataFrame, split: str, ratio: list[float], seed: int, cold: ColdShare | None = None
+) -> np.ndarray:
     """0/1/2 (train/valid/test) per row, as the `dataset.split` named by `split` assigns them."""
-    return SPLITTERS[split](frame, ratio, seed)
+    return SPLITTERS[split](frame, ratio, seed, cold or ColdShare())
 
 
 def _per_user_tail(frame: pd.DataFrame, order: np.ndarray, held_out) -> np.ndarray:
@@ -250,25 +265,70 @@ def _shares(n: np.ndarray, ratio: list[float]) -> tuple[np.ndarray, np.ndarray]:
     return n_valid, n_test
 
 
-def _split_loo(frame: pd.DataFrame, ratio: list[float], seed: int) -> np.ndarray:
+def _split_loo(frame: pd.DataFrame, ratio: list[float], seed: int, cold: ColdShare) -> np.ndarray:
     """Leave-one-out by time: per user, the last interaction is test and the second-last valid."""
     return _per_user_tail(frame, _time_order(frame), _last_one_each)
 
 
-def _split_temporal(frame: pd.DataFrame, ratio: list[float], seed: int) -> np.ndarray:
+def _split_temporal(frame: pd.DataFrame, ratio: list[float], seed: int, cold: ColdShare) -> np.ndarray:
     """Per user, in time order: the last `ratio[2]` share test and the `ratio[1]` share before it valid."""
     return _per_user_tail(frame, _time_order(frame), lambda n: _shares(n, ratio))
 
 
-def _split_random(frame: pd.DataFrame, ratio: list[float], seed: int) -> np.ndarray:
+def _split_random(frame: pd.DataFrame, ratio: list[float], seed: int, cold: ColdShare) -> np.ndarray:
     """The same per-user shares over a seeded random order."""
     key = np.random.default_rng(seed).random(len(frame))
     return _per_user_tail(frame, np.lexsort((key, frame["user"].to_numpy())), lambda n: _shares(n, ratio))
 
 
+def held_out_ids(ids: np.ndarray, share: float, seed: int) -> np.ndarray:
+    """0/1/2 (kept/valid/test) per id: the ids are ordered by a hash of (seed, original id), the
+    first round(share x n) go to test and the next as many to validation. The choice depends only on
+    the ids and the seed: the same in any file order."""
+    ids = np.asarray(ids, dtype=object).astype(str)
+    keys = pd.util.hash_array(np.array([f"{seed}:{i}" for i in ids], dtype=object))
+    order = np.lexsort((ids, keys))
+    n_out = max(1, int(round(share * len(ids)))) if share > 0 else 0
+    n_out = min(n_out, max((len(ids) - 1) // 2, 0))  # always something left to train on
+    part = np.zeros(len(ids), dtype=np.int8)
+    part[order[:n_out]] = 2
+    part[order[n_out : 2 * n_out]] = 1
+    return part
+
+
+def _split_cold_users(frame: pd.DataFrame, ratio: list[float], seed: int, cold: ColdShare) -> np.ndarray:
+    """A `cold_share` of users in test and as many in validation, with every one of their rows:
+    training has none of their interactions (dataset.split=cold_users)."""
+    return held_out_ids(cold.user_ids, cold.share, seed)[frame["user"].to_numpy()]
+
+
+def _split_cold_items(frame: pd.DataFrame, ratio: list[float], seed: int, cold: ColdShare) -> np.ndarray:
+    """A `cold_share` of items in test and as many in validation, with every row that has them:
+    training has none of their interactions (dataset.split=cold_items)."""
+    return held_out_ids(cold.item_ids, cold.share, seed)[frame["item"].to_numpy()]
+
+
+def _cold_stats(tables: dict[str, pd.DataFrame], split: str, share: float) -> dict[str, Any]:
+    """How many users or items a cold split held out of training (stats.json `cold`)."""
+    side = COLD_SPLITS.get(split)
+    if side is None:
+        return {}
+    column = "user" if side == "users" else "item"
+    held = {name: int(tables[name][column].nunique()) for name in ("valid", "test")}
+    return {"cold": {"side": side, "share": share, **held}}
+
+
 # dataset.split -> how it assigns rows (config.SPLITS lists the same names for validation). A new
-# protocol (a cold-start split, say) is one function and one line here.
-SPLITTERS = {"loo": _split_loo, "temporal": _split_temporal, "random": _split_random}
+# protocol is one function and one line here.
+SPLITTERS = {
+    "loo": _split_loo,
+    "temporal": _split_temporal,
+    "random": _split_random,
+    "cold_users": _split_cold_users,
+    "cold_items": _split_cold_items,
+}
+# The cold-start splits and what they hold out of training (docs/evaluation.md).
+COLD_SPLITS = {"cold_users": "users", "cold_items": "items"}
 
 
 def _kcore(inter: pd.DataFrame, min_user: int, min_item: int) -> pd.DataFrame:

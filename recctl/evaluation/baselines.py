@@ -1,6 +1,7 @@
 """The baselines that stand beside every result (`evaluation.baselines`, issue #15).
 
-`pop` is the task's own popularity figure (tasks.py). The others are the families fitted without
+`pop` is the task's own popularity figure (tasks.py); `feature_pop` ranks items by the training
+popularity of their side-feature values (what `pop` means on dataset.split=cold_items). The others are the families fitted without
 epochs (EASE, item-kNN, user-kNN), built at their `conf/model/<name>.yaml` defaults from the
 snapshot being evaluated and scored through the very path the model is: a deep model that does not
 beat them is not worth its training time. A task lists which of them make sense for it (a CTR
@@ -17,7 +18,7 @@ from recctl.errors import ConfigError
 
 # Baselines by task (model.task); the first is the default of gate.baseline.
 FOR_TASK: dict[str, tuple[str, ...]] = {
-    "ranking": ("pop", "ease", "item_knn", "user_knn"),
+    "ranking": ("pop", "ease", "item_knn", "user_knn", "feature_pop"),
     "ctr": ("pop",),
     "rating": ("bias",),
 }
@@ -45,13 +46,23 @@ def check_baselines(names, task: str) -> None:
 def baseline_scorers(task, snapshot, settings, seed: int) -> dict[str, Callable[[str], dict[str, Any]]]:
     """{name: split -> metrics} for each configured baseline; a fitted baseline is built once."""
     check_baselines(settings.baselines, task.name)
-    names = for_task(settings.baselines, task.name)
+    names = list(dict.fromkeys(cold_names(for_task(settings.baselines, task.name), snapshot)))
     return {name: _scorer(name, task, snapshot, settings, seed) for name in names}
+
+
+def cold_names(names, snapshot) -> list[str]:
+    """On dataset.split=cold_items `pop` stands for `feature_pop`: cold items have no training
+    interactions, so pop's counts are all 0 there (docs/evaluation.md)."""
+    if snapshot.cold_side != "items":
+        return list(names)
+    return ["feature_pop" if n == "pop" else n for n in names]
 
 
 def _scorer(name: str, task, snapshot, settings, seed: int):
     if name == "pop":
         return lambda split: task.baseline(snapshot, settings, split, seed)
+    if name == "feature_pop":
+        return lambda split: task.feature_baseline(snapshot, settings, split, seed)
     model = _fitted_model(name, snapshot)
     return lambda split: task.evaluate(model, snapshot, settings, seed, split)
 

@@ -24,6 +24,8 @@ def check_gate(gate: GateConfig, metrics: dict, baseline: dict, task: str = "ran
         raise ConfigError(f"gate.metric={gate.metric} was not computed on {gate.split} (computed: {known})")
     value = values[gate.metric]
     name = for_task([gate.baseline], task)[0]
+    if name == "pop" and not any((baseline.get("pop") or {}).values()) and baseline.get("feature_pop"):
+        name = "feature_pop"  # dataset.split=cold_items: pop stands for feature_pop (baselines.cold_names)
     base_value = ((baseline.get(name) or {}).get(gate.split) or {}).get(gate.metric)
     problems = []
     if gate.min is not None and value < gate.min:

@@ -12,6 +12,7 @@ from collections.abc import Callable
 import numpy as np
 import tensorflow as tf
 
+from recctl import console
 from recctl.data.snapshot import CSR, Snapshot
 from recctl.evaluation.metrics import RankingAccumulator, binary_logloss
 from recctl.evaluation.uncertainty import PerUser
@@ -97,11 +98,13 @@ def rank_users(
 ) -> np.ndarray:
     """Top-k item indexes [len(users), k] with each user's history masked."""
     out = []
-    for start in range(0, len(users), batch_size):
-        batch = users[start : start + batch_size]
-        h_rows, h_items = history.rows(batch)
-        _, topk = _mask_and_topk(score_fn(batch), h_rows.astype(np.int32), h_items.astype(np.int32), k)
-        out.append(topk.numpy())
+    with console.progress("ranking users", len(users), "users") as step:
+        for start in range(0, len(users), batch_size):
+            batch = users[start : start + batch_size]
+            h_rows, h_items = history.rows(batch)
+            _, topk = _mask_and_topk(score_fn(batch), h_rows.astype(np.int32), h_items.astype(np.int32), k)
+            out.append(topk.numpy())
+            step.advance(len(batch))
     return np.concatenate(out) if out else np.zeros((0, k), np.int32)
 
 
@@ -168,7 +171,26 @@ class CandidateSampler:
         return mask_rows.astype(np.int32), mask_items.astype(np.int32)
 
 
+class ColdItemCandidates:
+    """dataset.split=cold_items: each user's targets are ranked among the split's cold items only
+    (every other item is masked), the usual item cold-start protocol (docs/evaluation.md)."""
+
+    def __init__(self, items: np.ndarray, n_items: int):
+        self.n_items = n_items
+        self.others = np.setdiff1d(np.arange(n_items), items).astype(np.int32)
+
+    def non_candidates(self, n_rows: int, h_rows, h_items, t_rows, t_items) -> tuple[np.ndarray, np.ndarray]:
+        keep = np.ones((n_rows, self.n_items), dtype=bool)
+        keep[:, self.others] = False
+        keep[h_rows, h_items] = False
+        keep[t_rows, t_items] = True
+        mask_rows, mask_items = np.nonzero(~keep)
+        return mask_rows.astype(np.int32), mask_items.astype(np.int32)
+
+
 def _ranked(score_fn, snapshot, split, ks, names, batch_size, with_auc, ties, keep_per_user, candidates=None):
+    if candidates is None and snapshot.cold_candidates(split) is not None:
+        candidates = ColdItemCandidates(snapshot.cold_candidates(split), snapshot.n_items)
     targets = snapshot.csr(split)
     history = snapshot.history_for(split)
     users = np.flatnonzero(targets.row_lengths() > 0).astype(np.int32)
@@ -177,20 +199,22 @@ def _ranked(score_fn, snapshot, split, ks, names, batch_size, with_auc, ties, ke
     breaker = TieBreaker(ties, snapshot.n_items)
     kmax = max(ks)
     masked_per_user = history.row_lengths()
-    for start in range(0, len(users), batch_size):
-        batch = users[start : start + batch_size]
-        h_rows, h_items = history.rows(batch)
-        t_rows, t_items = distinct_pairs(*targets.rows(batch), snapshot.n_items)
-        h_rows, h_items = h_rows.astype(np.int32), h_items.astype(np.int32)
-        masked_per_row = masked_per_user[batch]
-        if candidates is not None:
-            h_rows, h_items = candidates.non_candidates(len(batch), h_rows, h_items, t_rows, t_items)
-            masked_per_row = np.bincount(h_rows, minlength=len(batch))
-        masked, topk = breaker.mask_and_topk(score_fn(batch), h_rows, h_items, kmax, batch)
-        acc.update(topk.numpy(), t_rows, t_items, len(batch))
-        if with_auc:
-            per_row = np.bincount(t_rows, minlength=len(batch))
-            acc.update_auc(_batch_auc(masked, t_rows, t_items, masked_per_row, per_row, snapshot.n_items))
+    with console.progress(f"ranking {split} users", len(users), "users") as step:
+        for start in range(0, len(users), batch_size):
+            batch = users[start : start + batch_size]
+            h_rows, h_items = history.rows(batch)
+            t_rows, t_items = distinct_pairs(*targets.rows(batch), snapshot.n_items)
+            h_rows, h_items = h_rows.astype(np.int32), h_items.astype(np.int32)
+            masked_per_row = masked_per_user[batch]
+            if candidates is not None:
+                h_rows, h_items = candidates.non_candidates(len(batch), h_rows, h_items, t_rows, t_items)
+                masked_per_row = np.bincount(h_rows, minlength=len(batch))
+            masked, topk = breaker.mask_and_topk(score_fn(batch), h_rows, h_items, kmax, batch)
+            acc.update(topk.numpy(), t_rows, t_items, len(batch))
+            if with_auc:
+                per_row = np.bincount(t_rows, minlength=len(batch))
+                acc.update_auc(_batch_auc(masked, t_rows, t_items, masked_per_row, per_row, snapshot.n_items))
+            step.advance(len(batch))
     return acc, users
 
 

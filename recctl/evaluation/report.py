@@ -50,6 +50,32 @@ def popularity_score_function(snapshot: Snapshot):
     return lambda users: tf.broadcast_to(counts, (len(users), snapshot.n_items))
 
 
+def feature_popularity(snapshot: Snapshot) -> np.ndarray:
+    """Per item: the mean, over its side-feature values (each categorical code, each binary numeric
+    feature set to 1), of the training interactions per item among the items with training
+    interactions that share the value. Items with no such value get the mean over those items.
+    Other numeric features are not used. The baseline of cold items, which pop scores all 0."""
+    cat, _, num = snapshot.side_features("item")
+    counts = snapshot.item_popularity().astype(np.float64)
+    warm = counts > 0
+    columns = [cat[:, j] == v for j in range(cat.shape[1]) for v in np.unique(cat[:, j]) if v > 0]
+    columns += [num[:, j] == 1.0 for j in range(num.shape[1]) if np.isin(num[:, j], (0.0, 1.0)).all()]
+    fallback = float(counts[warm].mean()) if warm.any() else 0.0
+    if not columns:
+        return np.full(snapshot.n_items, fallback, np.float32)
+    has = np.stack(columns, axis=1).astype(np.float64)  # [n_items, values]
+    per_value = (counts @ has) / np.maximum(warm.astype(np.float64) @ has, 1.0)
+    known = has * (warm.astype(np.float64) @ has > 0)  # values that some item with training has
+    n_values = known.sum(axis=1)
+    scores = np.where(n_values > 0, (known @ per_value) / np.maximum(n_values, 1.0), fallback)
+    return scores.astype(np.float32)
+
+
+def feature_popularity_score_function(snapshot: Snapshot):
+    scores = tf.constant(feature_popularity(snapshot)[None, :])
+    return lambda users: tf.broadcast_to(scores, (len(users), snapshot.n_items))
+
+
 def evaluate_model(model, snapshot: Snapshot, settings, seed: int, splits=("valid", "test")) -> dict:
     """{"metrics": {split: {...}}, "baseline": {name: {split: {...}}}, "intervals": ... | None,
     "per_user": DataFrame | None, "digests": {split: Snapshot.evaluation_digest}}, as the model's task evaluates (evaluation/tasks.py: full

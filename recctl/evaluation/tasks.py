@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from recctl.config import CTR_NEEDS_LABELS, RATING_NEEDS_RATINGS
+from recctl.config import COLD_ITEMS_NOT_SAMPLED, CTR_NEEDS_LABELS, RATING_NEEDS_RATINGS
 from recctl.data.snapshot import Snapshot
 from recctl.errors import ConfigError
 from recctl.evaluation.uncertainty import PerUser  # noqa: F401  (named in Evaluated)
@@ -34,6 +34,8 @@ def candidate_sampler(settings, snapshot: Snapshot, split: str, seed: int):
     """The final evaluation's candidates: None (the whole catalogue) unless evaluation.candidates=sampled."""
     if getattr(settings, "candidates", "full") != "sampled":
         return None
+    if snapshot.cold_side == "items":
+        raise ConfigError(COLD_ITEMS_NOT_SAMPLED)
     from recctl.evaluation.ranking import CandidateSampler
 
     return CandidateSampler(snapshot, split, settings.sampled.negatives, settings.sampled.by, seed)
@@ -59,6 +61,18 @@ class RankingTask:
                 f"{snapshot.split_description()}; SAMPLED candidates: each user's targets ranked among "
                 f"{settings.sampled.negatives} {by}-sampled unseen items (not comparable with full "
                 "ranking); seen: train items at valid, train+valid items at test"
+            )
+        if snapshot.cold_side == "users":
+            return (
+                f"{snapshot.split_description()}; full ranking over all {snapshot.n_items} items; "
+                "nothing masked (cold users have no history)"
+            )
+        if snapshot.cold_side == "items":
+            counts = {s: len(snapshot.cold_candidates(s)) for s in ("valid", "test")}
+            return (
+                f"{snapshot.split_description()}; candidates: the split's cold items only ({counts['test']} "
+                f"at test, {counts['valid']} at valid, of {snapshot.n_items} items); masked: train items at "
+                "valid, train+valid items at test"
             )
         return (
             f"{snapshot.split_description()}; full ranking over all {snapshot.n_items} items; "
@@ -124,6 +138,24 @@ class RankingTask:
             names,
             int(settings.batch_size),
             ties="index",  # pop's definition (models/pop.py)
+            candidates=candidate_sampler(settings, snapshot, split, seed),
+        )
+
+    def feature_baseline(self, snapshot: Snapshot, settings, split: str, seed: int) -> Evaluated:
+        """feature_pop: items ranked by the training popularity of their side-feature values (the
+        baseline of dataset.split=cold_items, where pop's counts are all zero)."""
+        from recctl.evaluation.ranking import evaluate_split_per_user
+        from recctl.evaluation.report import feature_popularity_score_function
+
+        ks, names = [int(k) for k in settings.ks], [str(n) for n in settings.metrics]
+        return evaluate_split_per_user(
+            feature_popularity_score_function(snapshot),
+            snapshot,
+            split,
+            ks,
+            names,
+            int(settings.batch_size),
+            ties="index",
             candidates=candidate_sampler(settings, snapshot, split, seed),
         )
 

@@ -31,6 +31,7 @@ Exported by recctl {__version__} on {info["created_at"]} from run `{info["run"]}
 - Dataset: `{info["dataset"]["name"]}`, snapshot fingerprint `{info["dataset"]["fingerprint"]}`
 - Model config: see `{info["run"]}/config.yaml`
 - Format: {description}; top-{info["k"]} baked in.
+- About users: {info.get("user_data", "see docs/security.md")}
 
 ## Metrics (test, full ranking)
 
@@ -60,3 +61,32 @@ def index_signature(info: dict) -> str:
         + [f"- output `{x}`" for x in sig["outputs"]]
         + [f"- id maps: {', '.join(f'`{m}`' for m in sig['id_maps'])} (line i = index i)"]
     )
+
+
+def user_data(model, fmt: str, include_history: bool) -> str:
+    """The card's "About users" line and export.json's `user_data`: what the export holds about
+    the training users (docs/security.md spells it out per setting)."""
+    by_user = model.export_input().by_user
+    held = []
+    if by_user:
+        held.append(
+            "the list of user ids (" + ("the id table" if fmt == "saved_model" else "`user_ids.txt`") + ")"
+        )
+    if by_user and fmt == "saved_model":
+        held.append(
+            "every user's seen items (train, valid and test; left out of `serving_default`)"
+            if include_history
+            else "no seen-item lists (`export.include_history=false`: `serving_default` leaves nothing out)"
+        )
+    per_user = sorted(
+        {key for key, axis in model.id_axes().items() if axis.space == "user"}
+        | {name for name in model.data_tables if name.startswith("user")}
+    )
+    if per_user:
+        held.append("weights with one row per user: " + ", ".join(f"`{w}`" for w in per_user))
+    if model.interaction_tables:
+        held.append(
+            "the training interactions in the weights: "
+            + ", ".join(f"`{w}`" for w in model.interaction_tables)
+        )
+    return "; ".join(held) or "nothing per user (the client sends the history)"

@@ -53,6 +53,7 @@ class ExportJob:
     k: int  # export.k as asked; formats cap it at the catalogue size
     quantize: str = "none"
     name: str = ""  # the export name (outputs/exports/<name>/): TF Serving's model name
+    include_history: bool = True  # export.include_history: the SavedModel carries every user's seen items
 
 
 def default_name(model_name: str, fmt: str) -> str:

@@ -2,7 +2,9 @@
 
 Signatures (docs/interface.md), over the context the model's `export_input()` names:
   by user (id models): `user_id` string[B]; the user's seen items (train, valid and test) are left
-      out of the top-K and an unknown user gets the most popular items;
+      out of the top-K and an unknown user gets the most popular items; with
+      `export.include_history=false` the seen lists are not in the SavedModel at all, nothing is
+      left out of `serving_default`, and a client passes the items to leave out to `serving_exclude`;
   by history (sequence, user-vector models): `history` string[B, H], original item ids, most
       recent last ('' pads; unknown ids are dropped before the model takes its latest items); the
       history's items are left out of the top-K.
@@ -17,8 +19,9 @@ scores EXCLUDED_SCORE, -1e30, the same value the ONNX and LiteRT exports give an
 (TF Serving's REST API would write -inf as `-Infinity`, which strict JSON parsers reject).
 `assets.extra/tf_serving_warmup_requests` holds one `serving_default` request (a TFRecord of
 PredictionLog protos), which TF Serving replays before the version takes traffic.
-The Keras model, the id maps and the seen-items lists are all inside the SavedModel, so it loads
-with plain `tf.saved_model.load` (or TF Serving) in a process that never imports recctl.
+The Keras model, the id maps and the seen-items lists (unless include_history=false) are all
+inside the SavedModel, so it loads with plain `tf.saved_model.load` (or TF Serving) in a process
+that never imports recctl. docs/security.md lists what it holds about users.
 """
 
 from __future__ import annotations
@@ -89,14 +92,17 @@ class ServingModule(tf.Module):
 
 
 class UserServingModule(ServingModule):
-    """Serving by user id: the seen lists and the popularity fallback live in the SavedModel."""
+    """Serving by user id: the seen lists (unless include_history=False) and the popularity
+    fallback live in the SavedModel."""
 
-    def __init__(self, model, snapshot, k: int):
+    def __init__(self, model, snapshot, k: int, include_history: bool = True):
         super().__init__(model, snapshot.item_ids, k, tf.TensorSpec([None], tf.string, name="user_id"))
-        seen = snapshot.csr("train", "valid", "test")
+        self.include_history = bool(include_history)
         self.user_table = _id_table(snapshot.user_ids)
-        self.seen_indptr = tf.Variable(seen.indptr.astype(np.int64), trainable=False)
-        self.seen_items = tf.Variable(seen.indices.astype(np.int64), trainable=False)
+        if self.include_history:
+            seen = snapshot.csr("train", "valid", "test")
+            self.seen_indptr = tf.Variable(seen.indptr.astype(np.int64), trainable=False)
+            self.seen_items = tf.Variable(seen.indices.astype(np.int64), trainable=False)
         self.popularity = tf.Variable(snapshot.item_popularity().astype(np.float32), trainable=False)
 
     def _scores(self, user_id):
@@ -107,6 +113,8 @@ class UserServingModule(ServingModule):
         safe = tf.cast(tf.maximum(index, 0), tf.int32)
         no_history = tf.zeros([tf.shape(user_id)[0], 0], tf.int32)
         scores = tf.where(known[:, None], self._model_scores(no_history, safe), self.popularity[None, :])
+        if not self.include_history:  # nothing to leave out: the client's exclusions only
+            return scores, tf.zeros([0, 2], tf.int64)
         starts = tf.gather(self.seen_indptr, tf.cast(safe, tf.int64))
         ends = tf.gather(self.seen_indptr, tf.cast(safe, tf.int64) + 1)
         lengths = tf.where(known, ends - starts, tf.zeros_like(starts))
@@ -118,7 +126,7 @@ class UserServingModule(ServingModule):
 class HistoryServingModule(ServingModule):
     """Serving by history: the context is the user's items themselves, the user is unknown (-1)."""
 
-    def __init__(self, model, snapshot, k: int):
+    def __init__(self, model, snapshot, k: int, include_history: bool = True):
         super().__init__(model, snapshot.item_ids, k, tf.TensorSpec([None, None], tf.string, name="history"))
 
     def _scores(self, history):
@@ -147,7 +155,7 @@ def write(job: ExportJob) -> dict:
     """Write the SavedModel into the staging folder; returns the signature description."""
     export = job.model.export_input()
     kind = UserServingModule if export.by_user else HistoryServingModule
-    module = kind(job.model, job.snapshot, job.k)
+    module = kind(job.model, job.snapshot, job.k, job.include_history)
     tf.saved_model.save(
         module,
         str(job.folder),
@@ -175,10 +183,14 @@ def write(job: ExportJob) -> dict:
 
 def sample_input(job: ExportJob) -> np.ndarray:
     """One client's `serving_default` input: the first user's id (string[1]), or that user's
-    latest three items as a history (string[1, 3]). The model card's request and the warmup."""
+    latest three items as a history (string[1, 3]); with include_history=False, the three most
+    popular items instead (no user's own items). The model card's request and the warmup."""
     export, snapshot = job.model.export_input(), job.snapshot
     if export.by_user:
         return np.array([str(snapshot.user_ids[0])], dtype=object)
+    if not job.include_history:
+        top = np.argsort(-snapshot.item_popularity(), kind="stable")[:3]
+        return np.array([[str(snapshot.item_ids[i]) for i in top]], dtype=object)
     seen = snapshot.csr("train", "valid", "test")
     history = [str(snapshot.item_ids[i]) for i in seen.indices[seen.indptr[0] : seen.indptr[1]][-3:]]
     return np.array([history or [""]], dtype=object)
@@ -244,9 +256,16 @@ def card(job: ExportJob, info: dict) -> tuple[str, str]:
         instance, call = {export.id_name: history}, f"history=tf.constant([{history!r}])"
     request = json.dumps({"signature_name": "serving_default", "instances": [instance]})
     name = job.name or info["model"]  # TF Serving's model name: the export's folder name
+    note = export.card_note
+    if export.by_user and not job.include_history:
+        note = (
+            "This export holds no user's seen items (`export.include_history=false`): nothing is left out, so the "
+            "top-K may repeat items the user already has; pass them to `serving_exclude`. An unknown user gets "
+            "the most popular items."
+        )
     signature = (
         f"- `serving_default`: {export.card_input} -> `item_ids` (string[batch, {k}]), `scores` (float32[batch, {k}]). "
-        f"{export.card_note}\n- `serving_exclude`: the same input plus `exclude_item_ids` (string[batch, m], '' pads): "
+        f"{note}\n- `serving_exclude`: the same input plus `exclude_item_ids` (string[batch, m], '' pads): "
         "those items are left out too.\n- `score`: the same input plus `item_ids` (string[batch, n]) -> `scores` (float32[batch, n]); "
         f"unknown items score {EXCLUDED_SCORE:.0e}.\n- Every output is finite: when fewer than k items are left to recommend, "
         f"the top-K ends with left-out items scored {EXCLUDED_SCORE:.0e}, never -inf (REST responses stay valid JSON)."

@@ -110,11 +110,19 @@ class Recommender(DistributedFitFix, keras.Model):
     needs_training: ClassVar[bool] = True
     # Weights that load_tables fills from the data: rebuilt from the new snapshot on warm start.
     data_tables: ClassVar[tuple[str, ...]] = ()
+    # Data tables that hold the training interactions themselves (each user's items: user_knn's
+    # matrix, lightgcn's graph): every export of the model carries them, so `export.include_history
+    # =false` refuses the family (docs/security.md).
+    interaction_tables: ClassVar[tuple[str, ...]] = ()
     # What `trainer.jit_compile=auto` means for this family: XLA where it was measured to help on CPU.
     jit_compile_default: ClassVar[bool] = True
     # How exact ties in the scores are ordered in an evaluation's top-K (evaluation/ranking.py):
     # "random" (a fixed pseudo-random item order per user) or "index" (lowest item index first).
     score_ties: ClassVar[str] = "random"
+    # Which side a family scores without any history (dataset.split=cold_users / cold_items refuse
+    # the others before any work), each with the model key that trains its unknown-id row (None:
+    # nothing to train, e.g. pop for users).
+    cold_start: ClassVar[dict[str, str | None]] = {}
 
     def __init__(self, n_users: int, n_items: int, **kwargs):
         super().__init__(**kwargs)

@@ -59,6 +59,7 @@ class DeepFM(FeatureFields, IdRecommender):
     projection_dim: dcn: the rank of each cross layer's W = U V (0: full rank).
     structure: dcn: "stacked" (MLP on the cross output) or "parallel" (MLP beside the cross layers).
     loss / num_negatives / task: as WideDeep (task "ranking", "ctr" or "rating").
+    user_dropout / item_dropout: as WideDeep (the unknown-id row of cold-start splits).
     """
 
     jit_compile_default = False
@@ -83,10 +84,14 @@ class DeepFM(FeatureFields, IdRecommender):
         loss: str = "bce",
         num_negatives: int = 4,
         task: str = "ranking",
+        user_dropout: float = 0.0,
+        item_dropout: float = 0.0,
         **kwargs,
     ):
         super().__init__(n_users, n_items, loss=loss, num_negatives=num_negatives, task=task, **kwargs)
-        self._init_fields(user_categorical, item_categorical, user_numeric, item_numeric)
+        self._init_fields(
+            user_categorical, item_categorical, user_numeric, item_numeric, user_dropout, item_dropout
+        )
         check_choice("variant", variant, VARIANTS)
         check_choice("structure", structure, STRUCTURES)
         check_positive("embedding_dim", embedding_dim)
@@ -117,6 +122,7 @@ class DeepFM(FeatureFields, IdRecommender):
         d = self.embedding_dim
 
         self._init_tables()
+        self._init_unknown_ids()
         self._init_embeddings(d, d)
         self._init_first_order()
         self._init_numeric_first_order()
@@ -228,9 +234,9 @@ class DeepFM(FeatureFields, IdRecommender):
         return max(1, min(requested, (1 << 25) // max(1, self.n_items * per_pair)))
 
     # -- fields
-    def _fields(self, index, who: str):
+    def _fields(self, index, who: str, training=False):
         """(field embeddings [..., F, d], first-order logit [...]) of users or items ``index``."""
-        parts, linear, _, numeric = self._lookup(index, who)
+        parts, linear, _, numeric = self._lookup(index, who, training)
         if numeric is not None:
             pool = self.user_num_field if who == "user" else self.item_num_field
             parts.append(pool(numeric))
@@ -299,8 +305,8 @@ class DeepFM(FeatureFields, IdRecommender):
         return ops.squeeze(self.cin_out(ops.concatenate(pooled, axis=-1)), -1)
 
     def call(self, inputs, training=False):
-        user_fields, user_linear = self._fields(inputs["user"], "user")
-        item_fields, item_linear = self._fields(inputs["items"], "item")
+        user_fields, user_linear = self._fields(inputs["user"], "user", training)
+        item_fields, item_linear = self._fields(inputs["items"], "item", training)
         return self.task_output(self._logits(user_fields, user_linear, item_fields, item_linear, training))
 
     def score_all(self, users):

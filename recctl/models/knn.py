@@ -97,6 +97,7 @@ class ItemKNN(Neighbourhood, ItemItemRecommender):
 class UserKNN(Neighbourhood, UserVectorRecommender):
     needs_training: ClassVar[bool] = False
     data_tables: ClassVar[tuple[str, ...]] = ("train_matrix",)
+    interaction_tables: ClassVar[tuple[str, ...]] = ("train_matrix",)  # every user's items
     jit_compile_default: ClassVar[bool] = False
 
     def __init__(

@@ -18,6 +18,7 @@ class Popularity(IdRecommender):
     needs_training = False
     data_tables = ("counts",)
     score_ties = "index"  # part of pop's definition: ties by item index, as documented
+    cold_start = {"users": None}  # the same items for every user, history or not
 
     def __init__(self, n_users: int, n_items: int, **kwargs):
         super().__init__(n_users, n_items, **kwargs)

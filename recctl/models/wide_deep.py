@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from typing import ClassVar
 
 import keras
+import numpy as np
 from keras import layers, ops
 
 from recctl.models.base import IdAxis, IdRecommender, check_positive, check_rate
@@ -39,14 +40,70 @@ class FeatureFields:
         "item_cat_table",
         "user_num_table",
         "item_num_table",
+        "user_known",  # only with model.user_dropout > 0
+        "item_known",  # only with model.item_dropout > 0
     )
 
-    def _init_fields(self, user_categorical, item_categorical, user_numeric, item_numeric):
-        """Keep the feature sizes (the task and its loss are IdRecommender's to check)."""
+    # Scored without history through the unknown-id row that id dropout trains (cold-start splits).
+    cold_start: ClassVar[dict[str, str | None]] = {"users": "user_dropout", "items": "item_dropout"}
+
+    def _init_fields(
+        self,
+        user_categorical,
+        item_categorical,
+        user_numeric,
+        item_numeric,
+        user_dropout=0.0,
+        item_dropout=0.0,
+    ):
+        """Keep the feature sizes and the id dropout rates (the task and its loss are
+        IdRecommender's to check)."""
         self.user_categorical = [int(v) for v in user_categorical]
         self.item_categorical = [int(v) for v in item_categorical]
         self.user_numeric = int(user_numeric)
         self.item_numeric = int(item_numeric)
+        check_rate("user_dropout", user_dropout)
+        check_rate("item_dropout", item_dropout)
+        self.user_dropout = float(user_dropout)
+        self.item_dropout = float(item_dropout)
+
+    def _id_rows(self, who: str) -> int:
+        """Rows of a side's id weights: one per id, plus the unknown-id row when its id dropout is on."""
+        n = self.n_users if who == "user" else self.n_items
+        return n + (1 if self._dropout_of(who) > 0 else 0)
+
+    def _dropout_of(self, who: str) -> float:
+        return self.user_dropout if who == "user" else self.item_dropout
+
+    def _init_unknown_ids(self):
+        """With id dropout on a side: which ids have training interactions (1) and which not (0, a
+        cold user or item: scored through the unknown-id row, from its side features). A data table
+        (load_tables), made only when the dropout is on, so models without it keep their weights."""
+        self.user_known = self.item_known = None
+        for who in ("user", "item"):
+            if self._dropout_of(who) > 0:
+                n = self.n_users if who == "user" else self.n_items
+                known = self.add_weight(
+                    shape=(n,), dtype="int32", initializer="ones", trainable=False, name=f"{who}_known"
+                )
+                setattr(self, f"{who}_known", known)
+        if self.user_dropout > 0 or self.item_dropout > 0:
+            self.id_dropout_seed = keras.random.SeedGenerator()
+
+    def _id_index(self, index, who: str, training):
+        """The id row of users or items ``index``: the unknown-id row (the last) for ids without
+        training interactions and, in training, for a `model.<who>_dropout` share of the examples."""
+        rate = self._dropout_of(who)
+        if not rate > 0:
+            return index
+        known = self.user_known if who == "user" else self.item_known
+        index = ops.cast(index, "int32")
+        unknown = ops.equal(ops.take(known, index, axis=0), 0)
+        if training:
+            draw = keras.random.uniform(ops.shape(index), seed=self.id_dropout_seed)
+            unknown = ops.logical_or(unknown, ops.less(draw, rate))
+        n = self.n_users if who == "user" else self.n_items
+        return ops.where(unknown, n, index)
 
     def _init_tables(self):
         # Data-derived side-feature tables, filled by load_tables and saved with the weights.
@@ -81,10 +138,10 @@ class FeatureFields:
         """One embedding per id and per categorical feature (code 0 = unknown)."""
         emb_init = keras.initializers.RandomNormal(stddev=0.05)
         self.user_id_embedding = layers.Embedding(
-            self.n_users, id_dim, embeddings_initializer=emb_init, name="user_id_embedding"
+            self._id_rows("user"), id_dim, embeddings_initializer=emb_init, name="user_id_embedding"
         )
         self.item_id_embedding = layers.Embedding(
-            self.n_items, id_dim, embeddings_initializer=emb_init, name="item_id_embedding"
+            self._id_rows("item"), id_dim, embeddings_initializer=emb_init, name="item_id_embedding"
         )
         self.user_cat_embeddings = [
             layers.Embedding(v, feature_dim, embeddings_initializer=emb_init, name=f"user_cat_{j}")
@@ -98,10 +155,10 @@ class FeatureFields:
     def _init_first_order(self):
         """One weight per id / category (WideDeep's wide part, DeepFM's linear part)."""
         self.user_id_wide = layers.Embedding(
-            self.n_users, 1, embeddings_initializer="zeros", name="user_id_wide"
+            self._id_rows("user"), 1, embeddings_initializer="zeros", name="user_id_wide"
         )
         self.item_id_wide = layers.Embedding(
-            self.n_items, 1, embeddings_initializer="zeros", name="item_id_wide"
+            self._id_rows("item"), 1, embeddings_initializer="zeros", name="item_id_wide"
         )
         self.user_cat_wide = [
             layers.Embedding(v, 1, embeddings_initializer="zeros", name=f"user_cat_wide_{j}")
@@ -135,8 +192,9 @@ class FeatureFields:
     def _field_axes(self) -> dict[str, IdAxis]:
         axes = {}
         for who in ("user", "item"):
-            axes[f"{who}_id_embedding/embeddings"] = IdAxis(who)
-            axes[f"{who}_id_wide/embeddings"] = IdAxis(who)
+            unknown = 1 if self._dropout_of(who) > 0 else 0  # the unknown-id row, carried as it is
+            axes[f"{who}_id_embedding/embeddings"] = IdAxis(who, trailing=unknown)
+            axes[f"{who}_id_wide/embeddings"] = IdAxis(who, trailing=unknown)
             vocab = self.user_categorical if who == "user" else self.item_categorical
             for j in range(len(vocab)):  # category codes: 0 = unknown, then the vocabulary
                 axes[f"{who}_cat_{j}/embeddings"] = IdAxis(f"{who}_cat:{j}", leading=1)
@@ -149,8 +207,13 @@ class FeatureFields:
         self.item_cat_table.assign(tables["item_categorical"])
         self.user_num_table.assign(tables["user_numeric"])
         self.item_num_table.assign(tables["item_numeric"])
+        pairs = tables.get("train_pairs")
+        for who, column, n in (("user", 0, self.n_users), ("item", 1, self.n_items)):
+            known = getattr(self, f"{who}_known", None)
+            if known is not None and pairs is not None:
+                known.assign((np.bincount(pairs[column], minlength=n)[:n] > 0).astype(np.int32))
 
-    def _lookup(self, index, who: str):
+    def _lookup(self, index, who: str, training=False):
         """The fields of users or items ``index`` [...]: (embeddings: the id's then each category's,
         each [..., dim]; first-order logit [...]; category codes [..., n_cat] or None; numeric
         features [..., n_num] or None)."""
@@ -180,8 +243,9 @@ class FeatureFields:
                 self.item_numeric,
                 self.item_num_wide,
             )
-        parts = [id_emb(index)]
-        wide = ops.squeeze(id_wide(index), -1)
+        rows = self._id_index(index, who, training)
+        parts = [id_emb(rows)]
+        wide = ops.squeeze(id_wide(rows), -1)
         codes = ops.take(cat_table, index, axis=0) if cat_embs else None
         for j, (emb, w) in enumerate(zip(cat_embs, cat_wide, strict=True)):
             parts.append(emb(codes[..., j]))
@@ -200,6 +264,8 @@ class FeatureFields:
             item_categorical=self.item_categorical,
             user_numeric=self.user_numeric,
             item_numeric=self.item_numeric,
+            user_dropout=self.user_dropout,
+            item_dropout=self.item_dropout,
         )
 
 
@@ -221,6 +287,9 @@ class WideDeep(FeatureFields, IdRecommender):
     task: "ranking" (implicit feedback: positives + sampled negatives, full-ranking metrics),
         "ctr" (labelled rows, e.g. rating >= 4 vs lower ratings: AUC and logloss), the setting the
         paper was made for, or "rating" (loss=mse on the rating value: RMSE and MAE).
+    user_dropout / item_dropout: share of training examples whose user (item) id is replaced by a
+        reserved unknown-id row, so a user (item) without training interactions is scored from its
+        side features through that row (cold-start splits; 0: no such row, the weights as before).
     """
 
     jit_compile_default = False
@@ -240,10 +309,14 @@ class WideDeep(FeatureFields, IdRecommender):
         loss: str = "bce",
         num_negatives: int = 4,
         task: str = "ranking",
+        user_dropout: float = 0.0,
+        item_dropout: float = 0.0,
         **kwargs,
     ):
         super().__init__(n_users, n_items, loss=loss, num_negatives=num_negatives, task=task, **kwargs)
-        self._init_fields(user_categorical, item_categorical, user_numeric, item_numeric)
+        self._init_fields(
+            user_categorical, item_categorical, user_numeric, item_numeric, user_dropout, item_dropout
+        )
         check_positive("embedding_dim", embedding_dim)
         check_positive("feature_dim", feature_dim)
         if not hidden_units:
@@ -257,6 +330,7 @@ class WideDeep(FeatureFields, IdRecommender):
         self.dropout = float(dropout)
 
         self._init_tables()
+        self._init_unknown_ids()
         self._init_embeddings(self.embedding_dim, self.feature_dim)
         # Wide part: one weight per id / category, linear numeric terms, user-category x item-numeric crosses.
         self._init_first_order()
@@ -310,8 +384,8 @@ class WideDeep(FeatureFields, IdRecommender):
         return max(1, min(requested, (1 << 25) // max(1, self.n_items * self.hidden_units[0])))
 
     # -- the two halves of every feature: (deep input, wide logit, categorical codes) per side
-    def _side(self, index, who: str):
-        parts, wide, codes, numeric = self._lookup(index, who)
+    def _side(self, index, who: str, training=False):
+        parts, wide, codes, numeric = self._lookup(index, who, training)
         if numeric is not None:
             parts.append(numeric)
         return ops.concatenate(parts, axis=-1), wide, codes, numeric
@@ -329,8 +403,8 @@ class WideDeep(FeatureFields, IdRecommender):
         return logits
 
     def call(self, inputs, training=False):
-        user_deep, user_wide, user_codes, _ = self._side(inputs["user"], "user")
-        item_deep, item_wide, _, item_numeric = self._side(inputs["items"], "item")
+        user_deep, user_wide, user_codes, _ = self._side(inputs["user"], "user", training)
+        item_deep, item_wide, _, item_numeric = self._side(inputs["items"], "item", training)
         return self.task_output(
             self._logits(user_deep, user_wide, user_codes, item_deep, item_wide, item_numeric, training)
         )

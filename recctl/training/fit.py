@@ -19,6 +19,7 @@ from recctl.runs import RunFolder
 from recctl.training import checkpoints
 from recctl.training.callbacks import AdvanceClock, EpochCheckpoint, EpochLines, NanGuard, RankingValidation
 from recctl.training.factory import build_model, build_optimizer
+from recctl.training.hparams import writes_tensorboard
 from recctl.training.pruning import trial_callback
 from recctl.training.strategy import Placement, set_precision, steps_per_execution
 
@@ -89,7 +90,7 @@ def fit(
         if init_from is not None:
             from recctl.training.warm_start import carry_over
 
-            warm = carry_over(model, init_from, snapshot)
+            warm = carry_over(model, init_from, snapshot, trainer.carry_optimizer)
         state = checkpoints.restore(resume_from, model) if resume_from is not None else {}
     start_epoch = int(state.get("epoch", 0))
     clock = EpochClock(start_epoch)
@@ -123,7 +124,7 @@ def fit(
         *([trial] if trial is not None else []),
         keras.callbacks.CSVLogger(str(folder.history), append=resume_from is not None),
     ]
-    if plan.logger.get("name") == "tensorboard":
+    if writes_tensorboard(plan.logger):
         callbacks.append(keras.callbacks.TensorBoard(log_dir=str(folder.tensorboard), write_graph=False))
     if trainer.checkpoint:
         callbacks.append(EpochCheckpoint(folder.checkpoints, validation, state.get("fit_seconds", 0.0)))

@@ -15,6 +15,7 @@ import keras
 
 from recctl.errors import ConfigError
 from recctl.runs import RunFolder
+from recctl.training.hparams import flat_params, is_number
 
 
 def check_available() -> None:
@@ -76,7 +77,7 @@ class MlflowRun:
 
         class _EpochMetrics(keras.callbacks.Callback):
             def on_epoch_end(self, epoch, logs=None):
-                values = {k.replace("@", "_at_"): float(v) for k, v in (logs or {}).items() if _number(v)}
+                values = {k.replace("@", "_at_"): float(v) for k, v in (logs or {}).items() if is_number(v)}
                 if values:
                     mlflow.log_metrics(values, step=epoch + 1)
 
@@ -87,49 +88,20 @@ class MlflowRun:
         if evaluated:
             for split, values in (evaluated.get("metrics") or {}).items():
                 for name, value in (values or {}).items():
-                    if _number(value):
+                    if is_number(value):
                         mlflow.log_metric(f"{split}_{name}".replace("@", "_at_"), float(value))
             pop = (evaluated.get("baseline") or {}).get("pop") or {}
             for split, values in pop.items():
                 for name, value in (values or {}).items():
-                    if _number(value):
+                    if is_number(value):
                         mlflow.log_metric(f"pop_{split}_{name}".replace("@", "_at_"), float(value))
         folder = RunFolder(self.run_dir)
         for path in (folder.config, folder.metrics, folder.history, folder.curves, folder.manifest):
             if path.is_file():
                 mlflow.log_artifact(str(path))
+        if folder.tensorboard.is_dir():  # logger.tensorboard=true: the event files travel too
+            mlflow.log_artifacts(str(folder.tensorboard), artifact_path="tensorboard")
         mlflow.end_run(status=status)
-
-
-def flat_params(cfg) -> dict:
-    """The config sections that define a run, flattened to dotted keys (MLflow params)."""
-    from omegaconf import OmegaConf
-
-    out = {"seed": cfg.get("seed")}
-    for section in ("dataset", "model", "optimizer", "strategy", "trainer"):
-        node = cfg.get(section)
-        if node is None:
-            continue
-        for key, value in _flatten(OmegaConf.to_container(node, resolve=True), section).items():
-            out[key] = value
-    return out
-
-
-def _flatten(value, prefix: str) -> dict:
-    if isinstance(value, dict):
-        out = {}
-        for key, inner in value.items():
-            out.update(_flatten(inner, f"{prefix}.{key}"))
-        return out
-    return {prefix: value}
-
-
-def _number(value) -> bool:
-    try:
-        float(value)
-        return True
-    except (TypeError, ValueError):
-        return False
 
 
 def _short(value) -> str:

@@ -15,6 +15,7 @@ from recctl.evaluation.tasks import task_of
 from recctl.plan import TrainPlan
 from recctl.runs import RunFolder
 from recctl.training.fit import FitResult, fit
+from recctl.training.hparams import write_hparams, writes_tensorboard
 from recctl.training.strategy import Placement
 
 # A family fitted from the data as it is built (pop, EASE, kNN): what its manifest says about training.
@@ -76,6 +77,8 @@ def complete_run(
         },
         evaluated["per_user"],
     )
+    if writes_tensorboard(plan.logger):
+        write_hparams(folder.tensorboard / "hparams", plan.config, evaluated, str(folder.path), fitted.epochs)
     closed_form = {} if model.needs_training else {"training": NO_EPOCHS}
     folder.complete(
         **closed_form,

@@ -8,8 +8,13 @@ ids (`Recommender.id_axes`) and those are remapped through the two snapshots' or
 - a new one keeps its fresh initialisation;
 - one that left is dropped.
 Tables the data fills (`Recommender.data_tables`: popularity, side features) come from the new
-snapshot. Every other weight is copied as it is, so the model config must be the same. The
-optimizer starts fresh (its slots belong to the old run's schedule).
+snapshot. Every other weight is copied as it is, so the model config must be the same.
+
+The optimizer starts fresh unless `trainer.carry_optimizer=true`: then its state (step count and
+slots: Adam's m and v, ...) comes from the run's `model.keras` (the state after its last epoch;
+else its newest checkpoint), each slot remapped like the weight it belongs to (a new id's slot
+rows are zeros, as a fresh optimizer's), the learning rate left as this run's config sets it. The
+optimizer class must be the source run's.
 """
 
 from __future__ import annotations
@@ -28,14 +33,69 @@ from recctl.runs import RunFolder, resolve_run
 from recctl.training.resume import upgrade_saved_config
 
 
-def warm_start_run(spec, output_dir: Path, model_cfg) -> Path | None:
-    """`init_from=RUN|latest`: a completed run with the same model config (checked before any data
-    is read); None without init_from."""
+def warm_start_run(
+    spec, output_dir: Path, model_cfg, optimizer_cfg=None, carry_optimizer: bool = False
+) -> Path | None:
+    """`init_from=RUN|latest`: a completed run with the same model config (and, with
+    carry_optimizer, the same optimizer class and a saved optimizer state), checked before any
+    data is read; None without init_from (carry_optimizer then has nothing to carry)."""
     if spec is None:
         return None
     run = resolve_run(str(spec), output_dir)
     check_same_model(run, model_cfg)
+    if carry_optimizer:
+        check_same_optimizer(run, optimizer_cfg)
     return run
+
+
+def check_same_optimizer(run_dir: Path, optimizer_cfg) -> None:
+    """trainer.carry_optimizer=true: the run was trained by the same optimizer class, and saved its state."""
+    saved = upgrade_saved_config(OmegaConf.load(RunFolder(Path(run_dir)).config)).get("optimizer") or {}
+    ours = str((optimizer_cfg or {}).get("_target_", ""))
+    theirs = str(saved.get("_target_", ""))
+    if ours != theirs:
+        raise ConfigError(
+            f"trainer.carry_optimizer=true: init_from={run_dir} was trained with {theirs or 'no optimizer'}, "
+            f"this run uses {ours}; an optimizer state only carries to the same class (or set "
+            "trainer.carry_optimizer=false)"
+        )
+    if saved_optimizer_state(Path(run_dir), load=False) is None:
+        raise ConfigError(
+            f"trainer.carry_optimizer=true: init_from={run_dir} has no optimizer state saved (none in its "
+            "model.keras, no checkpoint); warm-start it with trainer.carry_optimizer=false"
+        )
+
+
+def saved_optimizer_state(run_dir: Path, load: bool = True) -> tuple[str, list[np.ndarray]] | None:
+    """(where, the optimizer's variables in `optimizer.variables` order) of a finished run: from
+    model.keras (Keras saves a compiled model's optimizer in `optimizer/vars/<i>` of
+    model.weights.h5), else from its newest checkpoint's optimizer.npz; None when neither has one.
+    With load=False the arrays are not read (the list is empty)."""
+    import zipfile
+
+    import h5py
+
+    from recctl.training import checkpoints
+
+    folder = RunFolder(run_dir)
+    try:
+        with zipfile.ZipFile(folder.model) as archive, archive.open("model.weights.h5") as raw:
+            with h5py.File(raw, "r") as weights:
+                group = weights.get("optimizer/vars")
+                if group is not None and len(group):
+                    arrays = [np.asarray(group[str(i)]) for i in range(len(group))] if load else []
+                    return "model.keras", arrays
+    except (OSError, KeyError, zipfile.BadZipFile):
+        pass
+    checkpoint = checkpoints.latest(folder.checkpoints)
+    path = checkpoint / "optimizer.npz" if checkpoint is not None else None
+    if path is None or not path.is_file():
+        return None
+    with np.load(path, allow_pickle=False) as data:
+        if not data.files:
+            return None
+        arrays = [data[f"arr_{i}"] for i in range(len(data.files))] if load else []
+    return str(path.relative_to(run_dir)), arrays
 
 
 def check_same_model(run_dir: Path, model_cfg) -> None:
@@ -75,8 +135,9 @@ def space_ids(snapshot: Snapshot, space: str) -> np.ndarray:
     return np.asarray([str(v) for v in values], dtype=object)
 
 
-def carry_over(model, run_dir: Path, snapshot: Snapshot) -> dict:
-    """Set `model`'s weights from the run's model; returns what was carried over (for the manifest)."""
+def carry_over(model, run_dir: Path, snapshot: Snapshot, carry_optimizer: bool = False) -> dict:
+    """Set `model`'s weights (and with carry_optimizer, its compiled optimizer's state) from the
+    run's model; returns what was carried over (for the manifest)."""
     import keras
 
     import recctl.models.registry  # noqa: F401  (registers the classes for safe-mode loading)
@@ -112,7 +173,54 @@ def carry_over(model, run_dir: Path, snapshot: Snapshot) -> dict:
         counts = spaces.setdefault(axis.space, _match(old_snapshot, snapshot, axis.space))
         new.assign(_remap(value, np.asarray(new), axis, counts["positions"], key, run_dir))
         report["remapped"] += 1
+    if carry_optimizer:
+        report["optimizer"] = _carry_optimizer(model, run_dir, old_snapshot, snapshot, spaces)
     report["ids"] = {space: {k: v for k, v in c.items() if k != "positions"} for space, c in spaces.items()}
+    return report
+
+
+def _carry_optimizer(model, run_dir: Path, old_snapshot: Snapshot, snapshot: Snapshot, spaces: dict) -> dict:
+    """Set the compiled optimizer's variables from the run's saved state. A slot (named
+    `<weight path>_<slot>` by Keras) is remapped on the id axes of its weight, new ids getting
+    zeros; the step count is copied; the learning rate stays this run's."""
+    optimizer = model.optimizer
+    if not optimizer.built:
+        optimizer.build(model.trainable_variables)
+    found = saved_optimizer_state(Path(run_dir))
+    if found is None:  # checked by the plan; a run changed since
+        raise ConfigError(f"trainer.carry_optimizer=true: init_from={run_dir} has no optimizer state saved")
+    source, arrays = found
+    variables = list(optimizer.variables)
+    if len(arrays) != len(variables):
+        raise ConfigError(
+            f"trainer.carry_optimizer=true: init_from={run_dir} saved {len(arrays)} optimizer variables, this "
+            f"optimizer has {len(variables)} (other optimizer settings or mixed precision?)"
+        )
+    owners = sorted(
+        ((w.path.replace("/", "_") + "_", w) for w in model.trainable_variables), key=lambda p: -len(p[0])
+    )
+    axes = model.id_axes()
+    report = {"from": source, "copied": 0, "remapped": 0}
+    for variable, value in zip(variables, arrays, strict=True):
+        name = variable.name
+        if name == "learning_rate":
+            continue
+        owner = next((w for prefix, w in owners if name.startswith(prefix)), None)
+        axis = axes.get(_key(owner.path, model.name)) if owner is not None else None
+        if axis is None:
+            if tuple(variable.shape) != value.shape:
+                raise ConfigError(
+                    f"trainer.carry_optimizer=true: optimizer variable {name} has shape {value.shape} in "
+                    f"init_from={run_dir} and {tuple(variable.shape)} here"
+                )
+            variable.assign(value)
+            report["copied"] += 1
+            continue
+        counts = spaces.setdefault(axis.space, _match(old_snapshot, snapshot, axis.space))
+        zeros = np.zeros(tuple(variable.shape), dtype=value.dtype)
+        variable.assign(_remap(value, zeros, axis, counts["positions"], f"optimizer {name}", run_dir))
+        report["remapped"] += 1
+    report["iterations"] = int(np.asarray(optimizer.iterations))
     return report
 
 
@@ -122,7 +230,11 @@ def describe(report: dict) -> str:
         f"{space}: {c['kept']} kept, {c['new']} new, {c['dropped']} dropped"
         for space, c in report["ids"].items()
     )
-    return f"warm start from {report['run']}: {report['remapped']} id-indexed weights remapped ({ids}), {report['copied']} copied"
+    line = f"warm start from {report['run']}: {report['remapped']} id-indexed weights remapped ({ids}), {report['copied']} copied"
+    carried = report.get("optimizer")
+    if carried:
+        line += f"; optimizer state from its {carried['from']} (step {carried['iterations']}, {carried['remapped']} slots remapped)"
+    return line
 
 
 def _key(path: str, model_name: str) -> str:

@@ -1,11 +1,12 @@
-"""Readers for delimited text (CSV/TSV, any single-byte separator) and Parquet files.
+"""Readers for delimited text (CSV/TSV, any single-byte separator), Parquet files and folders of them.
 
 Why they are strict: everything downstream trusts the frames read here, so a bad file fails with one
 line naming the file, the physical line and the column, not as a NaN loss an hour later. Reading is
 vectorised with pyarrow (a 1M-row CSV loads in well under a second); line numbers are only worked
 out, by re-scanning the file, for the first bad row. A compressed file (`.gz`, `.bz2`, `.xz`, `.zst`)
 is read through its decompressor, so lines and columns in messages are those of the decompressed
-text.
+text. A folder of Parquet files (Hive-partitioned or not, e.g. what Spark writes) is read as one
+pyarrow dataset, its files in sorted relative-path order (`parquet_parts`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
@@ -127,13 +129,15 @@ def _codec(encoding: str, setting: str) -> str:
         ) from None
 
 
-def _require_file(value: Any, setting: str) -> Path:
+def _require_file(value: Any, setting: str, folder_ok: bool = False) -> Path:
     if not value:
         raise DataError(f"{setting} is not set")
     path = Path(str(value)).expanduser()
     if not path.exists():
         raise DataError(f"{path}: file not found ({setting})")
     if path.is_dir():
+        if folder_ok:
+            return path
         raise DataError(f"{path}: is a folder, not a file ({setting})")
     if path.stat().st_size == 0:
         raise DataError(f"{path}: file is empty")
@@ -372,7 +376,17 @@ class _CsvReader:
         )
 
 
-class _ParquetReader:
+class _NamedColumns:
+    """Parquet columns are named: errors and outputs use the name itself."""
+
+    def show(self, column: str) -> str:
+        return f"column {column!r}"
+
+    def output_name(self, column: str) -> str:
+        return column
+
+
+class _ParquetReader(_NamedColumns):
     """A Parquet file; rows are reported 1-based since Parquet has no lines."""
 
     header = True
@@ -408,14 +422,112 @@ class _ParquetReader:
             parts.append(self.show(column))
         return ", ".join(parts)
 
-    def show(self, column: str) -> str:
-        return f"column {column!r}"
 
-    def output_name(self, column: str) -> str:
-        return column
+def parquet_parts(folder: Path) -> list[Path]:
+    """The Parquet files under `folder` (any depth), sorted by relative POSIX path: the order rows are
+    read in and the fingerprint hashes them in, whatever order the file system lists them. Names and
+    folders starting with `.` or `_` (Spark's `_SUCCESS`, `_temporary/`, `.crc` files) are skipped,
+    as pyarrow's dataset discovery skips them."""
+    folder = Path(folder)
+    found = []
+    for path in folder.rglob("*"):
+        rel = path.relative_to(folder)
+        if any(part.startswith((".", "_")) for part in rel.parts):
+            continue
+        if path.suffix.lower() in _PARQUET_SUFFIXES and path.is_file():
+            found.append((rel.as_posix(), path))
+    return [path for _, path in sorted(found)]
 
 
-_Reader = _CsvReader | _ParquetReader
+class _ParquetFolderReader(_NamedColumns):
+    """A folder of Parquet files read as one pyarrow dataset (Hive partitions `key=value/` become
+    columns). Every file must hold each mapped column with one type; rows are reported by file."""
+
+    header = True
+
+    def __init__(self, folder: Path, setting: str = "dataset.path") -> None:
+        self.path = folder
+        self.parts = parquet_parts(folder)
+        if not self.parts:
+            raise DataError(
+                f"{folder}: no Parquet files (*.parquet, *.pq) in this folder or its subfolders ({setting})"
+            )
+        self._schemas: list[pa.Schema] = []
+        rows = []
+        for part in self.parts:
+            try:
+                meta = pq.read_metadata(part)
+                self._schemas.append(meta.schema.to_arrow_schema())
+                rows.append(meta.num_rows)
+            except (pa.ArrowException, OSError, ValueError) as exc:
+                raise DataError(f"{part}: not a valid Parquet file ({_one_line(exc)})") from None
+        self._ends = np.cumsum(rows)
+        import pyarrow.dataset as ds
+
+        try:
+            # One dataset over the sorted file list: its schema is the first file's, then the Hive
+            # partition keys (`key=value/` folders) as columns; fragments are read in list order.
+            self._dataset = ds.dataset(
+                [str(p) for p in self.parts],
+                format="parquet",
+                partitioning="hive",
+                partition_base_dir=str(folder),
+            )
+        except (pa.ArrowException, OSError, ValueError) as exc:
+            raise DataError(f"{folder}: cannot be read as a Parquet dataset ({_one_line(exc)})") from None
+        self.names = list(self._dataset.schema.names)
+        file_names = set(self._schemas[0].names)
+        self.partition_keys = [name for name in self.names if name not in file_names]
+
+    def resolve(self, ref: Any, setting: str) -> str:
+        name = str(ref)
+        if name not in self.names:
+            if isinstance(ref, int) and 0 <= ref < len(self.names):
+                name = self.names[ref]
+            else:
+                listing = ", ".join(repr(n) for n in self.names)
+                raise DataError(
+                    f"{setting}={name!r} is not a column of the Parquet folder {self.path}; "
+                    f"its columns are: {listing}"
+                )
+        if name in self.partition_keys:
+            return name
+        first = self._schemas[0].field(name).type
+        for part, schema in zip(self.parts, self._schemas, strict=True):
+            if name not in schema.names:
+                listing = ", ".join(repr(n) for n in schema.names)
+                raise DataError(
+                    f"{setting}={name!r} is not a column of {part} (every file of the Parquet folder "
+                    f"{self.path} needs it); its columns are: {listing}"
+                )
+            typ = schema.field(name).type
+            if typ != first:
+                raise DataError(
+                    f"{part}, column {name!r}: {typ} here but {first} in {self.parts[0]} (the files of a "
+                    f"Parquet folder need one schema: rewrite them with one type for {name!r})"
+                )
+        return name
+
+    def read(self, include: list[str], as_string: list[str]) -> pa.Table:
+        try:
+            return self._dataset.to_table(columns=list(dict.fromkeys(include)))
+        except (pa.ArrowException, OSError, ValueError) as exc:
+            raise DataError(f"{self.path}: cannot be read as a Parquet dataset ({_one_line(exc)})") from None
+
+    def where(self, row: int | None, column: str | None = None) -> str:
+        """`<file>, row N, column 'c'`: the file of the folder the 0-based dataset row is in."""
+        if row is None:
+            parts = [str(self.path)]
+        else:
+            index = int(np.searchsorted(self._ends, row, side="right"))
+            start = int(self._ends[index - 1]) if index else 0
+            parts = [str(self.parts[index]), f"row {row - start + 1}"]
+        if column is not None:
+            parts.append(self.show(column))
+        return ", ".join(parts)
+
+
+_Reader = _CsvReader | _ParquetReader | _ParquetFolderReader
 
 
 def _find_decode_error(path: Path, codec: str) -> tuple[int, int, bytes, str] | None:
@@ -443,6 +555,13 @@ def _find_decode_error(path: Path, codec: str) -> tuple[int, int, bytes, str] | 
 
 def _make_reader(path: Path, fmt: str, *, sep: str, header: bool, encoding: str, prefix: str) -> _Reader:
     fmt = (fmt or "auto").lower()
+    if path.is_dir():
+        if fmt not in ("auto", "parquet"):
+            raise DataError(
+                f"{path}: is a folder; a folder is read as Parquet files only ({prefix}.format={fmt!r}: "
+                f"set {prefix}.format=parquet or auto, or point {prefix}.path at one file)"
+            )
+        return _ParquetFolderReader(path, f"{prefix}.path")
     if fmt == "auto":
         fmt = "parquet" if path.suffix.lower() in _PARQUET_SUFFIXES else "csv"
     if fmt == "parquet":

@@ -1,5 +1,6 @@
-"""The `table` source (dataset=csv): interactions from one CSV/TSV/Parquet file with a column
-mapping, plus optional user and item feature files keyed by id."""
+"""The `table` source (dataset=csv): interactions from one CSV/TSV/Parquet file, or a folder of
+Parquet files (Hive-partitioned or not: docs/scale.md), with a column mapping, plus optional user and
+item feature files keyed by id."""
 
 from __future__ import annotations
 
@@ -18,8 +19,9 @@ from recctl.errors import ConfigError, DataError
 
 
 def load_table(cfg: Any) -> RawData:
-    """dataset=csv: interactions from a CSV/TSV/Parquet file plus optional user/item feature tables."""
-    path = _require_file(_get(cfg, "path"), "dataset.path")
+    """dataset=csv: interactions from a CSV/TSV/Parquet file (or a folder of Parquet files) plus
+    optional user/item feature tables."""
+    path = _require_file(_get(cfg, "path"), "dataset.path", folder_ok=True)
     sep = str(_get(cfg, "sep", ","))
     encoding = str(_get(cfg, "encoding", "utf-8"))
     header = bool(_get(cfg, "header", True))
@@ -116,9 +118,12 @@ def _load_features(
     return pd.DataFrame(out)
 
 
-def _existing_file(value: str, setting: str) -> Path:
+def _existing_file(value: str, setting: str, folder_ok: bool = False) -> Path:
+    """The raw file to hash; a folder (of Parquet files) where `folder_ok`: prepare hashes its files."""
     path = Path(value)
     if path.is_dir():
+        if folder_ok:
+            return path
         raise DataError(f"{value}: is a folder, not a file ({setting})")
     if not path.is_file():
         raise DataError(f"{value}: file not found ({setting})")
@@ -147,7 +152,7 @@ class TableSource(Source):
                 )
 
     def files(self, d: Any) -> list[Path]:
-        files = [_existing_file(d.path, "dataset.path")]
+        files = [_existing_file(d.path, "dataset.path", folder_ok=True)]
         for kind, table in (("user", d.user_features), ("item", d.item_features)):
             if table.path:
                 files.append(_existing_file(table.path, f"dataset.{kind}_features.path"))
