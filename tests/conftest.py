@@ -73,3 +73,33 @@ def trained_workdir(tmp_path_factory) -> Path:
     assert proc.returncode == 0 and json.loads(proc.stdout)["status"] == "ok", proc.stderr
     (work / "train.stderr").write_text(proc.stderr)  # the human lines, for the tests that read them
     return work
+
+
+def recctl_in_process(monkeypatch, capsys, *args: str, json_output: bool = False) -> tuple[int, str, str]:
+    """The CLI's own entry point (recctl.runner.run_command), in this process: no TensorFlow import
+    per call. (exit code, stdout, stderr). For checks of what a command decides and prints; the
+    subprocess `recctl` above stays the path for what a shell sees."""
+    from recctl import console
+    from recctl.runner import run_command
+
+    for key in ("HYDRA_FULL_ERROR", "RECCTL_JSON_MODE", "KERAS_BACKEND", "TF_CPP_MIN_LOG_LEVEL"):
+        # run_command sets them for its process: registered here, monkeypatch puts them back after
+        if key in os.environ:
+            monkeypatch.setenv(key, os.environ[key])
+        else:
+            monkeypatch.delenv(key, raising=False)
+    monkeypatch.setattr(console, "_json_mode", console.json_mode())
+    capsys.readouterr()
+    code = run_command(args[0], list(args[1:]), json_output=json_output)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def recctl_json_in_process(monkeypatch, capsys, *args: str, cwd: Path, expect: int = 0) -> dict:
+    """`recctl --json ARGS` in this process, from `cwd`: the one JSON object, exit code checked."""
+    monkeypatch.chdir(cwd)
+    code, out, err = recctl_in_process(monkeypatch, capsys, *args, json_output=True)
+    assert code == expect, f"exit {code}\nstdout:\n{out}\nstderr:\n{err}"
+    lines = [line for line in out.splitlines() if line.strip()]
+    assert len(lines) == 1, f"--json must print exactly one line on stdout, got:\n{out}"
+    return json.loads(lines[0])

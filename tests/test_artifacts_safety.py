@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import TINY, recctl, recctl_json
+from conftest import TINY, recctl, recctl_in_process, recctl_json
 
 # Large enough that a prepare spends ~0.1 s writing its staging folder's files (polled every ms).
 BIG = ["dataset.synthetic.n_users=10000", "dataset.synthetic.n_items=1000"]
@@ -421,15 +421,16 @@ def test_dataset_and_export_names_cannot_escape_their_folders(tmp_path: Path):
     assert not (tmp_path / "outputs").exists()
 
 
-def test_only_recctl_models_and_keras_optimizers_are_instantiated(tmp_path: Path):
+def test_only_recctl_models_and_keras_optimizers_are_instantiated(tmp_path: Path, monkeypatch, capsys):
     from omegaconf import OmegaConf
 
     from recctl.errors import ConfigError
     from recctl.training.factory import check_optimizer, model_class
 
-    proc = recctl("train", "model._target_=os.system", *TINY, cwd=tmp_path)
-    assert proc.returncode == 2, proc.stderr
-    assert proc.stderr.strip().splitlines() == [
+    monkeypatch.chdir(tmp_path)
+    code, _, err = recctl_in_process(monkeypatch, capsys, "train", "model._target_=os.system", *TINY)
+    assert code == 2, err
+    assert err.strip().splitlines() == [
         "recctl: error: model._target_ must name a class in recctl.models (configs are code: only recctl's "
         "models are instantiated). Received: 'os.system'"
     ]

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import recctl, recctl_json
+from conftest import recctl, recctl_in_process, recctl_json
 
 from recctl import __version__
 
@@ -48,7 +48,7 @@ def test_cfg_job_prints_the_composed_config(tmp_path: Path):
 @pytest.mark.parametrize(
     ("args", "needle"),
     [
-        (["model=nonexistent"], "Could not find 'model/nonexistent'. Available options in 'model': "),
+        (["model=qqq"], "Could not find 'model/qqq'. Available options in 'model': "),  # nothing near it
         (["trainer.epochs=abc"], "epochs"),
         (["trainer.epochz=3"], "epochz"),
         (["optimizer.learning_rate=-1", "model=pop"], "learning_rate must be a positive number"),
@@ -82,9 +82,10 @@ def test_json_error_object(tmp_path: Path):
     assert result["status"] == "failed" and "run=nowhere" in result["error"]
 
 
-def test_run_latest_without_runs(tmp_path: Path):
-    proc = recctl("export", "run=latest", cwd=tmp_path)
-    assert proc.returncode == 2 and "no completed training run" in proc.stderr
+def test_run_latest_without_runs(tmp_path: Path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    code, _, err = recctl_in_process(monkeypatch, capsys, "export", "run=latest")
+    assert code == 2 and "no completed training run" in err
 
 
 def test_user_config_dir_adds_a_dataset(tmp_path: Path):

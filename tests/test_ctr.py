@@ -21,6 +21,7 @@ def test_ctr_task_trains_and_reports_auc_and_logloss(tmp_path: Path):
     assert result["protocol"].startswith("CTR: label = rating >= 4")
 
 
+@pytest.mark.slow  # CI time: test_bad_inputs.py's ctr-without-labels row checks the same, in process
 def test_ctr_without_labels_is_a_config_error(tmp_path: Path):
     proc = recctl("train", "model=wide_deep", "model.task=ctr", cwd=tmp_path)
     assert proc.returncode == 2 and "dataset.label_threshold" in proc.stderr

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import TINY, recctl, recctl_json
+from conftest import TINY, recctl, recctl_in_process, recctl_json, recctl_json_in_process
 
 SCHEMA_KEYS = {
     "command",
@@ -85,18 +85,22 @@ def test_evaluate_latest_json_and_table(trained_workdir: Path):
     valid, pop_valid = result["metrics"]["valid"]["ndcg@10"], result["baseline"]["pop"]["valid"]["ndcg@10"]
     assert valid > 1.2 * pop_valid
 
-    proc = recctl("evaluate", "run=latest", cwd=trained_workdir)
-    assert proc.returncode == 0, proc.stderr
-    assert "pop test" in proc.stdout and "ndcg@10" in proc.stdout and "protocol:" in proc.stdout
+
+def test_evaluate_prints_the_table_beside_pop_and_the_protocol(trained_workdir: Path, monkeypatch, capsys):
+    monkeypatch.chdir(trained_workdir)
+    code, out, err = recctl_in_process(monkeypatch, capsys, "evaluate", "run=latest")
+    assert code == 0, err
+    assert "pop test" in out and "ndcg@10" in out and "protocol:" in out
 
 
-def test_quality_gate_exit_code(trained_workdir: Path):
-    failed = recctl_json(
-        "evaluate", "run=latest", "gate.metric=ndcg@10", "gate.min_lift=1000", cwd=trained_workdir, expect=3
-    )
-    assert failed["status"] == "gate_failed" and "gate" in failed["error"]
-    passed = recctl("evaluate", "run=latest", "gate.metric=ndcg@10", "gate.min=0.0", cwd=trained_workdir)
-    assert passed.returncode == 0 and "quality gate passed" in passed.stdout
+def test_quality_gate_exit_code(trained_workdir: Path, monkeypatch, capsys):
+    monkeypatch.chdir(trained_workdir)  # in process: the exit codes are run_command's, as main() returns them
+    gate = ("evaluate", "run=latest", "gate.metric=ndcg@10")
+    code, out, _ = recctl_in_process(monkeypatch, capsys, *gate, "gate.min_lift=1000", json_output=True)
+    failed = json.loads(out)
+    assert code == 3 and failed["status"] == "gate_failed" and "gate" in failed["error"]
+    code, out, _ = recctl_in_process(monkeypatch, capsys, *gate, "gate.min=0.0")
+    assert code == 0 and "quality gate passed" in out
 
 
 @pytest.mark.slow  # CI time: covered in make test-all
@@ -227,8 +231,11 @@ def test_csv_dataset_with_tabs_crlf_and_string_ids(tmp_path: Path):
     assert stats["n_users"] == 40 and stats["test"] == 40 and stats["valid"] == 40
 
 
-def test_recommend_from_run_and_from_export(trained_workdir: Path):
-    result = recctl_json("recommend", "run=latest", "user=u001", "k=5", cwd=trained_workdir)
+def test_recommend_from_run_and_from_export(trained_workdir: Path, monkeypatch, capsys):
+    # export and the export's recommend run as a shell runs them; the run's recommend in process
+    result = recctl_json_in_process(
+        monkeypatch, capsys, "recommend", "run=latest", "user=u001", "k=5", cwd=trained_workdir
+    )
     (entry,) = result["recommendations"]
     assert entry["user"] == "u001" and len(entry["items"]) == 5
     assert all(item["title"].startswith("Item ") for item in entry["items"])
@@ -241,20 +248,29 @@ def test_recommend_from_run_and_from_export(trained_workdir: Path):
     assert [i["item_id"] for i in served["recommendations"][0]["items"]] == [
         i["item_id"] for i in entry["items"]
     ]
-    unknown = recctl("recommend", "run=latest", "user=nobody", cwd=trained_workdir)
-    assert unknown.returncode == 2 and "unknown user id 'nobody'" in unknown.stderr
+    code, _, err = recctl_in_process(monkeypatch, capsys, "recommend", "run=latest", "user=nobody")
+    assert code == 2 and "unknown user id 'nobody'" in err
 
 
 def test_recommend_users_all_writes_every_users_top_k_like_one_user_at_a_time(
-    trained_workdir: Path, tmp_path: Path
+    trained_workdir: Path, tmp_path: Path, monkeypatch, capsys
 ):
     import numpy as np
     import pandas as pd
 
+    monkeypatch.chdir(
+        trained_workdir
+    )  # in process; test_recommend_from_run_and_from_export is the shell's path
+
+    def recommend(*args: str) -> tuple[int, dict | None, str]:
+        code, out, err = recctl_in_process(
+            monkeypatch, capsys, "recommend", "run=latest", *args, json_output=True
+        )
+        return code, json.loads(out) if code == 0 else None, err
+
     output = tmp_path / "recs.parquet"
-    result = recctl_json(
-        "recommend", "run=latest", "users=all", f"output={output}", "k=5", cwd=trained_workdir
-    )
+    code, result, err = recommend("users=all", f"output={output}", "k=5")
+    assert code == 0, err
     recs = pd.read_parquet(output)
     assert list(recs.columns) == ["user_id", "rank", "item_id", "score"]
     assert result["output"] == str(output.resolve()) and result["recommendations"] is None
@@ -264,9 +280,8 @@ def test_recommend_users_all_writes_every_users_top_k_like_one_user_at_a_time(
 
     # the same items, order and scores as recommend for one user at a time (here two, by users_file)
     (tmp_path / "two.txt").write_text("u001\nu123\n")
-    each = recctl_json(
-        "recommend", "run=latest", f"users_file={tmp_path / 'two.txt'}", "k=5", cwd=trained_workdir
-    )
+    code, each, err = recommend(f"users_file={tmp_path / 'two.txt'}", "k=5")
+    assert code == 0, err
     for entry in each["recommendations"]:
         rows = recs[recs["user_id"] == entry["user"]].sort_values("rank")
         assert rows["item_id"].tolist() == [i["item_id"] for i in entry["items"]], entry["user"]
@@ -274,9 +289,9 @@ def test_recommend_users_all_writes_every_users_top_k_like_one_user_at_a_time(
 
     # an existing file is never overwritten: one line, exit 2, the file untouched
     before = output.read_bytes()
-    again = recctl("recommend", "run=latest", "users=all", f"output={output}", cwd=trained_workdir)
-    assert again.returncode == 2 and "the file exists" in again.stderr
-    assert again.stderr.strip().count("\n") == 0 and "Traceback" not in again.stderr
+    code, _, err = recommend("users=all", f"output={output}")
+    assert code == 2 and "the file exists" in err
+    assert err.strip().count("\n") == 0 and "Traceback" not in err
     assert output.read_bytes() == before
 
 

@@ -194,6 +194,7 @@ def _prove_formats(runs: dict[str, Path], tmp_path: Path) -> None:
         _assert_same_top_k(items, scores, reference, K)
 
 
+@pytest.mark.slow  # CI time: the per-format names are the unit test below and the litert CLI test's
 def test_export_command_writes_each_format_in_its_own_version_folder(trained_workdir: Path):
     first = recctl_json(
         "export", "run=latest", "export.format=onnx", "export.name=formats", cwd=trained_workdir

@@ -120,6 +120,7 @@ def test_an_old_run_of_each_input_kind_evaluates_to_its_saved_metrics(golden_wor
         assert evaluated["baseline"]["pop"][split] == pytest.approx(saved["baseline"]["pop"][split], abs=1e-6)
 
 
+@pytest.mark.slow  # CI time: old runs of each kind evaluate in process above; the CLI commands are test_e2e.py's
 def test_the_old_mf_run_evaluates_exports_and_recommends_through_the_cli(golden_work):
     keys = _cli_keys()
     run_dir = golden_work / "outputs" / "runs" / RUNS["mf"]

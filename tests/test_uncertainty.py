@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import TINY, recctl_json
+from conftest import TINY, recctl_json, recctl_json_in_process
 
 from recctl.evaluation.metrics import RankingAccumulator
 from recctl.evaluation.uncertainty import PerUser, bootstrap, resample_weights
@@ -171,8 +171,15 @@ def test_the_evaluation_digest_follows_the_split_not_the_run(tmp_path):
     assert one.evaluation_digest("test") != other.evaluation_digest("test")
 
 
-def test_bootstrap_off_leaves_intervals_null(runs):
-    off = recctl_json("evaluate", f"run={runs['pop']['run_dir']}", "evaluation.bootstrap=0", cwd=runs["work"])
+def test_bootstrap_off_leaves_intervals_null(runs, monkeypatch, capsys):
+    off = recctl_json_in_process(
+        monkeypatch,
+        capsys,
+        "evaluate",
+        f"run={runs['pop']['run_dir']}",
+        "evaluation.bootstrap=0",
+        cwd=runs["work"],
+    )
     assert off["intervals"] is None
     assert off["metrics"] == runs["pop"]["metrics"]
 
@@ -204,13 +211,13 @@ def test_sampled_candidates_are_the_targets_and_n_unseen_items():
     assert 0 in items[rows == 0]  # a zero-count item is never a popularity-sampled negative
 
 
-def test_sampled_candidates_inflate_figures_and_say_so(runs, tmp_path):
+def test_sampled_candidates_inflate_figures_and_say_so(runs, tmp_path, monkeypatch, capsys):
     import shutil
 
     copy = tmp_path / "pop"
     shutil.copytree(runs["pop"]["run_dir"], copy)
     args = ("evaluation.candidates=sampled", "evaluation.sampled.negatives=20", "evaluation.bootstrap=0")
-    sampled = recctl_json("evaluate", f"run={copy}", *args, cwd=runs["work"])
+    sampled = recctl_json_in_process(monkeypatch, capsys, "evaluate", f"run={copy}", *args, cwd=runs["work"])
     assert "SAMPLED candidates" in sampled["protocol"] and "20 uniform-sampled" in sampled["protocol"]
     assert sampled["metrics"]["test"]["hr@10"] > 1.5 * runs["pop"]["metrics"]["test"]["hr@10"]
     # A sampled evaluation is another problem: compare refuses it beside a full-ranking one.
