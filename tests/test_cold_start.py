@@ -108,7 +108,7 @@ def test_families_without_features_are_refused_in_one_line(capsys):
     assert message.endswith("model=deepfm, model=pop, model=wide_deep")
     with pytest.raises(
         ConfigError,
-        match="cannot score an item without history; the families that can: model=deepfm, model=wide_deep$",
+        match="cannot score an item without history; the families that can: model=content, model=deepfm, model=wide_deep$",
     ):
         config.check_cold_split(Popularity, {}, items, "pop")
     config.check_cold_split(Popularity, {}, users, "pop")

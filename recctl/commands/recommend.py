@@ -30,12 +30,15 @@ class Ranked:
     users: np.ndarray  # str [U]
     items: np.ndarray  # str [U, k], best first
     scores: np.ndarray  # float32 [U, k]
+    because: list | None = None  # explain=true: [user][rank] -> reasons (recctl/explain.py)
+    explained_by: str | None = None  # how the reasons' weights were computed, in words
 
 
 def run(cfg, result: dict) -> dict:
     k = checked_k(cfg)
     users = _requested_users(cfg)
     output = _checked_output(cfg, users)
+    explain = _checked_explain(cfg, output)
     if cfg.get("export_dir"):
         if users is None:
             raise ConfigError(
@@ -45,7 +48,7 @@ def run(cfg, result: dict) -> dict:
         batches, titles = _from_export(Path(cfg.export_dir), users, k)
         result["export_dir"] = str(Path(cfg.export_dir).resolve())
     else:
-        batches, titles = _from_run(cfg, users, k, result)
+        batches, titles = _from_run(cfg, users, k, result, explain)
     if output is not None:
         start = time.perf_counter()
         n_users, n_rows = _write_rows(output, batches)
@@ -57,9 +60,15 @@ def run(cfg, result: dict) -> dict:
     result["recommendations"] = ranked
     for entry in ranked:
         console.info(f"user {entry['user']}:")
+        if entry.get("explained_by"):
+            console.info(f"  (because: {entry['explained_by']})")
         for rank, item in enumerate(entry["items"], 1):
             title = f"  {item['title']}" if item.get("title") else ""
             console.info(f"  {rank:>3}. {item['item_id']}{title}  ({item['score']:.4f})")
+            if "because" in item:
+                from recctl.explain import because_text
+
+                console.info(f"       {because_text(item['because'])}")
     return result
 
 
@@ -105,7 +114,23 @@ def _checked_output(cfg, users: list[str] | None) -> Path | None:
     return path
 
 
-def _from_run(cfg, users: list[str] | None, k: int, result: dict):
+def _checked_explain(cfg, output: Path | None) -> bool:
+    """explain=true needs the run's model and snapshot and prints its reasons (checked before any work)."""
+    value = cfg.get("explain", False)
+    if not isinstance(value, bool):
+        raise ConfigError(f"explain must be true or false. Received: {value!r}")
+    if value and cfg.get("export_dir"):
+        raise ConfigError(
+            "explain=true needs the run (run=...): an export holds no training history to explain from"
+        )
+    if value and output is not None:
+        raise ConfigError(
+            "explain=true prints each item's reasons: not with output= (the rows have no column for them)"
+        )
+    return value
+
+
+def _from_run(cfg, users: list[str] | None, k: int, result: dict, explain: bool = False):
     """(batches of Ranked, item titles or None): the run's model through the evaluation scorer."""
     from recctl.evaluation.report import score_function
     from recctl.runs import open_finished_run
@@ -135,7 +160,12 @@ def _from_run(cfg, users: list[str] | None, k: int, result: dict):
     user_ids, item_ids = np.asarray(snap.user_ids).astype(str), np.asarray(snap.item_ids).astype(str)
     titles = snap.item_titles()
     titles = None if titles is None else dict(zip(item_ids, np.asarray(titles).astype(str), strict=True))
-    return _ranked_batches(score_fn, idx, seen, k, batch_size, user_ids, item_ids), titles
+    batches = _ranked_batches(score_fn, idx, seen, k, batch_size, user_ids, item_ids)
+    if explain:
+        from recctl.explain import RunExplanations
+
+        batches = RunExplanations(loaded.model, loaded.model_name, snap, seen, titles)(batches)
+    return batches, titles
 
 
 def _ranked_batches(score_fn, idx, seen, k, batch_size, user_ids, item_ids):
@@ -172,15 +202,22 @@ def _from_export(folder: Path, users: list[str], k: int):
 def _entries(batch: Ranked, titles: dict | None) -> list[dict]:
     """The `recommendations` entries of --json: one per user, its items best first."""
     titles = titles or {}
+    because = batch.because or [None] * len(batch.users)
     return [
         {
             "user": str(user),
+            **({"explained_by": batch.explained_by} if batch.because is not None else {}),
             "items": [
-                {"item_id": str(i), "score": float(s), **({"title": titles[i]} if i in titles else {})}
-                for i, s in zip(row, srow, strict=True)
+                {
+                    "item_id": str(i),
+                    "score": float(s),
+                    **({"title": titles[i]} if i in titles else {}),
+                    **({"because": reasons[rank]} if reasons is not None else {}),
+                }
+                for rank, (i, s) in enumerate(zip(row, srow, strict=True))
             ],
         }
-        for user, row, srow in zip(batch.users, batch.items, batch.scores, strict=True)
+        for user, row, srow, reasons in zip(batch.users, batch.items, batch.scores, because, strict=True)
     ]
 
 

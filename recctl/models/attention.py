@@ -143,7 +143,9 @@ class SASRec(SequenceRecommender):
     def id_axes(self):
         return {"item_embedding/embeddings": IdAxis("item", leading=1)}  # row 0 is padding
 
-    def encode(self, history, user=None, training=False):
+    def encode(self, history, user=None, training=False, attention_scores=None):
+        """The user state per position; with a list as `attention_scores`, each block's attention
+        scores [B, heads, L, L] are appended to it (recctl.models.explain)."""
         history = ops.cast(history, "int32")[:, -self.max_length :]
         length = ops.shape(history)[1]
         valid = ops.not_equal(history, 0)  # [B, L]
@@ -162,7 +164,13 @@ class SASRec(SequenceRecommender):
         mask = ops.logical_or(ops.logical_and(causal, ops.expand_dims(valid, 1)), itself)
         for b in range(self.num_blocks):
             h = x if post else self.attention_norms[b](x)
-            h = self.attentions[b](h, h, attention_mask=mask, training=training)
+            if attention_scores is None:
+                h = self.attentions[b](h, h, attention_mask=mask, training=training)
+            else:
+                h, scores = self.attentions[b](
+                    h, h, attention_mask=mask, training=training, return_attention_scores=True
+                )
+                attention_scores.append(scores)
             x = x + self.attention_dropouts[b](h, training=training)
             if post:
                 x = self.attention_norms[b](x)

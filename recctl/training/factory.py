@@ -41,6 +41,7 @@ def data_tables(snapshot: Snapshot) -> dict[str, Any]:
         "item_categorical": item_cat,
         "user_numeric": user_num,
         "item_numeric": item_num,
+        "item_titles": snapshot.item_titles(),  # model=content: the words of each item's title
         "item_popularity": snapshot.item_popularity(),
         "train_pairs": snapshot.pairs("train"),  # (users, items): models fitted in closed form
         "train_ratings": snapshot.ratings("train") if snapshot.has_ratings else None,  # task=rating
