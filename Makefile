@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install constraints train test test-all bench bench-search bench-serving bench-targets bench-scale bench-robustness bench-reliability bench-peers lint format clean
+.PHONY: install constraints train test test-all bench bench-search bench-serving bench-warmstart bench-targets bench-scale bench-robustness bench-reliability bench-peers lint format clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -49,6 +49,10 @@ bench-robustness: install
 ## bench-targets: issue #8's time-to-model targets on ml-100k against RecBole's reference figures
 bench-targets: install
 	$(BIN)/python benchmarks/targets.py
+
+## bench-warmstart: ml-100k replayed week by week: warm start (init_from, carry_optimizer) against from scratch, mf and lstm (about 15 min)
+bench-warmstart: install
+	$(BIN)/python benchmarks/warmstart.py $(ARGS)
 
 ## bench-serving: exported mf and attention at 50k items: p50/p99 per request and users/s per format, beside a numpy/TF floor (about 15 min)
 bench-serving: install

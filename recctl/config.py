@@ -77,7 +77,10 @@ class DatasetConfig:
     duplicates: str = "keep_first"  # keep_first | keep_last | keep_all | error
     min_user_interactions: int = 0  # iterative k-core; 0 = off
     min_item_interactions: int = 0
-    split: str = "loo"  # loo | temporal | random | cold_users | cold_items
+    split: str = "loo"  # loo | temporal | random | time | cold_users | cold_items
+    # split=time: [valid_from, test_from] in the timestamp column's units: rows before valid_from
+    # train, up to test_from valid, the rest test (one clock for every user; docs/evaluation.md).
+    time_cutoffs: list[float] | None = None
     # cold_users / cold_items: the share of users (items) held out of training for test, and the
     # same share again for validation (docs/evaluation.md).
     cold_share: float = 0.1
@@ -195,7 +198,7 @@ _cs.store(group="export", name="schema", node=ExportConfig)
 
 
 SOURCES = sources.NAMES  # the dataset.source values: the registry's names
-SPLITS = ("loo", "temporal", "random", "cold_users", "cold_items")
+SPLITS = ("loo", "temporal", "random", "time", "cold_users", "cold_items")
 # The cold-start splits: which side they hold out of training (data/transform.COLD_SPLITS).
 COLD_SPLITS = {"cold_users": "users", "cold_items": "items"}
 TIES = ("row", "hash")
@@ -235,6 +238,12 @@ def validate_dataset(d: Any) -> None:
         d.split in ("loo", *COLD_SPLITS) or ratio[1] + ratio[2] > 0,
         f"dataset.split_ratio={ratio} leaves nothing to validate or test on: give valid or test a share",
     )
+    cutoffs = None if d.get("time_cutoffs") is None else list(d.time_cutoffs)
+    _check(
+        d.split != "time" or (cutoffs is not None and len(cutoffs) == 2 and cutoffs[0] < cutoffs[1]),
+        "dataset.split=time needs dataset.time_cutoffs=[VALID_FROM,TEST_FROM], two increasing timestamps. "
+        f"Received: {cutoffs}",
+    )
     _check(
         d.min_user_interactions >= 0,
         f"dataset.min_user_interactions must be >= 0. Received: {d.min_user_interactions}",
@@ -262,7 +271,7 @@ def check_dataset_name(name: Any) -> None:
 def checked_dataset(section: Any) -> DatasetConfig:
     """The dataset section merged onto its schema and checked: typos, wrong types, ranges, the
     source's own settings and the folder name all fail here, before any file is read."""
-    merged = merge_section(DatasetConfig, section, "dataset")
+    merged = merge_section(DatasetConfig, _resolved(section, "dataset"), "dataset")
     validate_dataset(merged)
     check_dataset_name(merged.name)
     return merged
@@ -272,6 +281,19 @@ def checked_dataset(section: Any) -> DatasetConfig:
 # One merge onto a schema and one `_check` serve every section: a user's own `--config-dir` files
 # get the checks Hydra's composition gave the packaged ones, and a range or cross-field error is one
 # line before any data is read. recctl.plan calls these in the order each command needs them.
+
+
+def _resolved(section: Any, name: str) -> Any:
+    """A section still attached to the composed config, its interpolations resolved there: a merged
+    copy is detached, so `${paths.data_dir}` (ml_100k's default root) would no longer resolve."""
+    from omegaconf import DictConfig
+
+    if not isinstance(section, DictConfig) or section._get_parent() is None:
+        return section
+    try:
+        return OmegaConf.to_container(section, resolve=True)
+    except Exception as exc:  # omegaconf.InterpolationResolutionError and its kind
+        raise ConfigError(f"{name}: {str(exc).splitlines()[0]}") from None
 
 
 def merge_section(schema: type, section: Any, name: str) -> Any:

@@ -75,7 +75,7 @@ def run_command(name: str, args: list[str], json_output: bool = False) -> int:
         return _task(name, cfg, outcomes)
 
     saved_argv = sys.argv
-    sys.argv = [f"recctl-{name}", *args]
+    sys.argv = [f"recctl-{name}", *_open_node_overrides(name, args)]
     saved_term = _stop_on_sigterm()
     try:
         _entry()
@@ -115,6 +115,18 @@ def run_command(name: str, args: list[str], json_output: bool = False) -> int:
     if outcomes.multirun:
         return _finish_sweep(name, outcomes, sweep_dir)
     return outcomes.jobs[-1][0]
+
+
+# Config nodes whose keys are the user's own (recommend's features.NAME=VALUE): Hydra's struct mode
+# would refuse a key the YAML does not list, so `features.age=25` is handed to Hydra as `+features.age=25`.
+OPEN_NODES = {"recommend": ("features",)}
+
+
+def _open_node_overrides(name: str, args: list[str]) -> list[str]:
+    nodes = OPEN_NODES.get(name, ())
+    return [
+        f"+{arg}" if any(arg.startswith(f"{node}.") and "=" in arg for node in nodes) else arg for arg in args
+    ]
 
 
 def _expose_own_plugins() -> None:

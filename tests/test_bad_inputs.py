@@ -187,7 +187,7 @@ ROWS: list[Row] = [
         "value not among the choices",
         ("prepare", "dataset.split=sideways"),
         2,
-        "dataset.split must be one of loo, temporal, random, cold_users, cold_items. Received: 'sideways'",
+        "dataset.split must be one of loo, temporal, random, time, cold_users, cold_items. Received: 'sideways'",
     ),
     Row(
         "bad-duplicates-choice",
@@ -1025,3 +1025,15 @@ def render_doc() -> str:
 if __name__ == "__main__":
     DOC.write_text(render_doc())
     print(f"wrote {DOC}", file=sys.stderr)
+
+
+def test_ml_100k_default_root_resolves_to_the_data_folder(tmp_path, monkeypatch, capsys):
+    # `root: ${paths.data_dir}/raw/ml-100k` must resolve before the section is merged onto its schema
+    from conftest import recctl_in_process
+
+    monkeypatch.chdir(tmp_path)
+    code, _, err = recctl_in_process(
+        monkeypatch, capsys, "prepare", "dataset=ml_100k", "dataset.download=false"
+    )
+    assert code == 2, err
+    assert "MovieLens 100K not found in data/raw/ml-100k" in err and "Interpolation" not in err

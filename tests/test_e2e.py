@@ -304,7 +304,7 @@ def test_recommend_user_selections_exclude_each_other():
     def error(**keys) -> str:
         cfg = OmegaConf.create({"user": None, "users_file": None, "users": None, "output": None, **keys})
         try:
-            recommend._checked_output(cfg, recommend._requested_users(cfg))
+            recommend._checked_output(cfg, recommend._requested_users(cfg)[0])
         except ConfigError as exc:
             assert exc.exit_code == EXIT_USAGE
             return str(exc)

@@ -131,3 +131,19 @@ def test_synthetic_snapshot_round_trip(tmp_path):
     assert set(its[rows == 1]) == set(
         snap.csr("train", "valid").indices[history.indptr[5] : history.indptr[6]]
     )
+
+
+def test_time_split_cuts_every_user_on_one_clock():
+    from recctl.config import validate_dataset
+
+    rows = [(1, 1, 5, 5), (1, 2, 4, 15), (1, 3, 3, 25), (2, 1, 5, 12), (2, 4, 5, 30), (3, 2, 4, 21)]
+    tables, _ = build_tables(_raw(rows), _cfg(split="time", time_cutoffs=[10, 20]), seed=0)
+    sizes = {name: len(tables[name]) for name in ("train", "valid", "test")}
+    assert sizes == {"train": 1, "valid": 2, "test": 3}  # t<10 | 10<=t<20 | t>=20, whoever the user
+    assert sorted(tables["test"]["timestamp"].tolist()) == [21, 25, 30]
+    with pytest.raises(ConfigError, match=r"dataset.split=time needs dataset.time_cutoffs"):
+        validate_dataset(_cfg(split="time"))
+    with pytest.raises(ConfigError, match=r"Received: \[20.0, 10.0\]"):
+        validate_dataset(_cfg(split="time", time_cutoffs=[20, 10]))
+    with pytest.raises(DataError, match="split=time cuts on timestamps"):
+        build_tables(_raw(rows, timestamps=False), _cfg(split="time", time_cutoffs=[10, 20]), seed=0)

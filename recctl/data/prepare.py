@@ -127,6 +127,8 @@ def fingerprint(d: DictConfig, seed: int, files: list[Path]) -> str:
         settings.pop("ties")
     if settings.get("split") not in COLD_SPLITS:  # read by the cold splits only: other snapshots stay valid
         settings.pop("cold_share", None)
+    if settings.get("split") != "time":  # read by split=time only
+        settings.pop("time_cutoffs", None)
     for table in ("user_features", "item_features"):
         settings[table].pop("path", None)
     for section in source.unread_sections:

@@ -204,6 +204,10 @@ class Snapshot:
             "loo": f"leave-one-out {order} (last interaction test, second-last valid)",
             "temporal": f"per-user temporal ratio split {order}",
             "random": "per-user random ratio split",
+            "time": "one clock for every user (timestamps): train before {0}, validation from {0}, test from {1}; "
+            "users new after a cutoff have no training history and count".format(
+                *(self.manifest.get("config", {}).get("time_cutoffs") or ["?", "?"])
+            ),
         }[split]
         tied = self.stats.get("tied_targets") or {}
         if split != "random" and any(tied.get(s) is not None for s in ("valid", "test")):

@@ -100,6 +100,8 @@ def build_tables(raw: RawData, d: DictConfig, seed: int) -> tuple[dict[str, pd.D
         frame["label"] = (frame["rating"].to_numpy() >= d.label_threshold).astype(np.int8)
     else:
         frame["label"] = np.ones(len(frame), np.int8)
+    if d.split == "time" and not raw.has_timestamps:
+        raise DataError(f"dataset.split=time cuts on timestamps: the {d.name} interactions have none")
     if d.split in ("loo", "temporal") and not raw.has_timestamps:
         console.warn(
             f"dataset.split={d.split} without timestamps: users' interactions are ordered by file row"
@@ -111,7 +113,10 @@ def build_tables(raw: RawData, d: DictConfig, seed: int) -> tuple[dict[str, pd.D
     frame = frame.iloc[order].reset_index(drop=True)  # each user's rows in time order (sequence models)
     if raw.has_timestamps and d.ties == "row":
         _warn_if_ties_follow_item_ids(frame, d.name)
-    cold = ColdShare(float(d.get("cold_share", 0.1)), user_ids, item_ids)
+    cutoffs = d.get("time_cutoffs")
+    cold = SplitContext(
+        float(d.get("cold_share", 0.1)), user_ids, item_ids, tuple(cutoffs) if cutoffs is not None else None
+    )
     part = split_assignments(frame, d.split, list(d.split_ratio), seed, cold)
     tables = {
         name: frame[part == code].reset_index(drop=True)
@@ -156,20 +161,22 @@ def _locate(raw: RawData, row: int) -> str:
 
 
 @dataclass(frozen=True)
-class ColdShare:
-    """What a cold-start split needs beyond the rows: `dataset.cold_share` and the original ids (by
-    index), so the users or items held out depend on the ids and the seed, not on the file's order."""
+class SplitContext:
+    """What a split needs beyond the rows: for the cold-start splits `dataset.cold_share` and the
+    original ids (by index), so the users or items held out depend on the ids and the seed, not on
+    the file's order; for `time`, `dataset.time_cutoffs`."""
 
     share: float = 0.1
     user_ids: np.ndarray | None = None
     item_ids: np.ndarray | None = None
+    time_cutoffs: tuple[float, float] | None = None
 
 
 def split_assignments(
-    frame: pd.DataFrame, split: str, ratio: list[float], seed: int, cold: ColdShare | None = None
+    frame: pd.DataFrame, split: str, ratio: list[float], seed: int, cold: SplitContext | None = None
 ) -> np.ndarray:
     """0/1/2 (train/valid/test) per row, as the `dataset.split` named by `split` assigns them."""
-    return SPLITTERS[split](frame, ratio, seed, cold or ColdShare())
+    return SPLITTERS[split](frame, ratio, seed, cold or SplitContext())
 
 
 def _per_user_tail(frame: pd.DataFrame, order: np.ndarray, held_out) -> np.ndarray:
@@ -265,17 +272,17 @@ def _shares(n: np.ndarray, ratio: list[float]) -> tuple[np.ndarray, np.ndarray]:
     return n_valid, n_test
 
 
-def _split_loo(frame: pd.DataFrame, ratio: list[float], seed: int, cold: ColdShare) -> np.ndarray:
+def _split_loo(frame: pd.DataFrame, ratio: list[float], seed: int, cold: SplitContext) -> np.ndarray:
     """Leave-one-out by time: per user, the last interaction is test and the second-last valid."""
     return _per_user_tail(frame, _time_order(frame), _last_one_each)
 
 
-def _split_temporal(frame: pd.DataFrame, ratio: list[float], seed: int, cold: ColdShare) -> np.ndarray:
+def _split_temporal(frame: pd.DataFrame, ratio: list[float], seed: int, cold: SplitContext) -> np.ndarray:
     """Per user, in time order: the last `ratio[2]` share test and the `ratio[1]` share before it valid."""
     return _per_user_tail(frame, _time_order(frame), lambda n: _shares(n, ratio))
 
 
-def _split_random(frame: pd.DataFrame, ratio: list[float], seed: int, cold: ColdShare) -> np.ndarray:
+def _split_random(frame: pd.DataFrame, ratio: list[float], seed: int, cold: SplitContext) -> np.ndarray:
     """The same per-user shares over a seeded random order."""
     key = np.random.default_rng(seed).random(len(frame))
     return _per_user_tail(frame, np.lexsort((key, frame["user"].to_numpy())), lambda n: _shares(n, ratio))
@@ -296,13 +303,22 @@ def held_out_ids(ids: np.ndarray, share: float, seed: int) -> np.ndarray:
     return part
 
 
-def _split_cold_users(frame: pd.DataFrame, ratio: list[float], seed: int, cold: ColdShare) -> np.ndarray:
+def _split_time(frame: pd.DataFrame, ratio: list[float], seed: int, cold: SplitContext) -> np.ndarray:
+    """One clock for everyone (dataset.split=time): rows before `time_cutoffs[0]` train, from it to
+    `time_cutoffs[1]` valid, from `time_cutoffs[1]` on test. A user may have rows in valid or test
+    only (a new user that week); the replay of real time, not a per-user holdout."""
+    valid_from, test_from = cold.time_cutoffs
+    t = frame["timestamp"].to_numpy(dtype=np.float64)
+    return np.where(t < valid_from, 0, np.where(t < test_from, 1, 2)).astype(np.int8)
+
+
+def _split_cold_users(frame: pd.DataFrame, ratio: list[float], seed: int, cold: SplitContext) -> np.ndarray:
     """A `cold_share` of users in test and as many in validation, with every one of their rows:
     training has none of their interactions (dataset.split=cold_users)."""
     return held_out_ids(cold.user_ids, cold.share, seed)[frame["user"].to_numpy()]
 
 
-def _split_cold_items(frame: pd.DataFrame, ratio: list[float], seed: int, cold: ColdShare) -> np.ndarray:
+def _split_cold_items(frame: pd.DataFrame, ratio: list[float], seed: int, cold: SplitContext) -> np.ndarray:
     """A `cold_share` of items in test and as many in validation, with every row that has them:
     training has none of their interactions (dataset.split=cold_items)."""
     return held_out_ids(cold.item_ids, cold.share, seed)[frame["item"].to_numpy()]
@@ -324,6 +340,7 @@ SPLITTERS = {
     "loo": _split_loo,
     "temporal": _split_temporal,
     "random": _split_random,
+    "time": _split_time,
     "cold_users": _split_cold_users,
     "cold_items": _split_cold_items,
 }

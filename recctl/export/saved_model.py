@@ -14,6 +14,11 @@ Signatures (docs/interface.md), over the context the model's `export_input()` na
       signature has no optional inputs: TF Serving requires every input it declares.
   score(context, item_ids: string[B, C]) -> scores: float32[B, C]
       the model's scores of the given items.
+  serving_features(<one string[B] input per user feature column>) -> item_ids, scores (top-K)
+      only for models that score a user they never saw from side features (wide_deep and deepfm
+      trained with model.user_dropout > 0): raw values, encoded as recctl/data/features.py
+      encodes them ('' or an unknown category = unknown; a numeric value that is not a number =
+      missing). Nothing is left out: the user has no history.
 No output is ever -inf or NaN: an item left out of the top-K (and an unknown item in `score`)
 scores EXCLUDED_SCORE, -1e30, the same value the ONNX and LiteRT exports give an excluded item
 (TF Serving's REST API would write -inf as `-Infinity`, which strict JSON parsers reject).
@@ -27,6 +32,7 @@ that never imports recctl. docs/security.md lists what it holds about users.
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import tensorflow as tf
@@ -104,6 +110,11 @@ class UserServingModule(ServingModule):
             self.seen_indptr = tf.Variable(seen.indptr.astype(np.int64), trainable=False)
             self.seen_items = tf.Variable(seen.indices.astype(np.int64), trainable=False)
         self.popularity = tf.Variable(snapshot.item_popularity().astype(np.float32), trainable=False)
+        # not a signature: lets `recommend export_dir=` tell a new user (scored from features) from a known one
+        self.known_users = tf.function(
+            lambda user_id: self.user_table.lookup(user_id) >= 0,
+            input_signature=[tf.TensorSpec([None], tf.string, name="user_id")],
+        )
 
     def _scores(self, user_id):
         index = self.user_table.lookup(user_id)
@@ -139,6 +150,56 @@ class HistoryServingModule(ServingModule):
         return self._model_scores(tf.cast(padded, tf.int32), users), _pairs(index)
 
 
+class FeatureServing(tf.Module):
+    """`serving_features`: the top-K of users the model never saw, from raw feature strings, one
+    input per user feature column (named after it). The same codes as FeatureEncoder.encode."""
+
+    def __init__(self, model, encoder, item_ids: np.ndarray, k: int):
+        super().__init__()
+        self.model = model
+        self.k = int(min(k, len(item_ids)))
+        self.item_ids = tf.Variable(item_ids.astype(str), trainable=False, dtype=tf.string)
+        self.tables = [
+            tf.lookup.StaticHashTable(
+                tf.lookup.KeyValueTensorInitializer(
+                    tf.constant(vocab or [""], tf.string), tf.range(1, max(len(vocab), 1) + 1, dtype=tf.int32)
+                ),
+                default_value=0,
+            )
+            for vocab in encoder.categorical.values()
+        ]
+        self.n_categorical = len(encoder.categorical)
+        self.means = tf.constant([m for m, _ in encoder.numeric.values()] or [0.0], tf.float32)
+        self.stds = tf.constant([s for _, s in encoder.numeric.values()] or [1.0], tf.float32)
+        self.n_numeric = len(encoder.numeric)
+        specs = [tf.TensorSpec([None], tf.string, name=name) for name in feature_inputs(encoder)]
+        self.serve = tf.function(self._serve, input_signature=specs)
+
+    def _serve(self, *columns):
+        batch = tf.shape(columns[0])[:1]
+        text = [tf.strings.strip(c) for c in columns]
+        codes = [table.lookup(t) for table, t in zip(self.tables, text[: self.n_categorical], strict=True)]
+        codes = tf.stack(codes, axis=1) if codes else tf.zeros(tf.concat([batch, [0]], 0), tf.int32)
+        numeric = []
+        for j, t in enumerate(text[self.n_categorical :]):
+            number = tf.strings.regex_full_match(t, r"[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?")
+            value = tf.strings.to_number(tf.where(number, t, "0"), tf.float32)
+            numeric.append(tf.where(number, (value - self.means[j]) / self.stds[j], 0.0))
+        numeric = tf.stack(numeric, axis=1) if numeric else tf.zeros(tf.concat([batch, [0]], 0), tf.float32)
+        scores = tf.cast(self.model.score_all_from_features(codes, numeric), tf.float32)
+        top = tf.math.top_k(scores, k=self.k, sorted=True)
+        return {"item_ids": tf.gather(self.item_ids, top.indices), "scores": top.values}
+
+
+def feature_inputs(encoder) -> list[str]:
+    """The `serving_features` input names: the feature columns, with characters a signature input
+    cannot have turned into '_'."""
+    return [_SIGNATURE_NAME.sub("_", name) for name in encoder.columns]
+
+
+_SIGNATURE_NAME = re.compile(r"[^A-Za-z0-9_.\-/]")
+
+
 def _pairs(index):
     """(row, item index) int64 pairs of the known entries of an item index matrix [B, E] (-1 = none)."""
     rows = tf.repeat(tf.range(tf.shape(index)[0], dtype=tf.int64)[:, None], tf.shape(index)[1], axis=1)
@@ -156,18 +217,25 @@ def write(job: ExportJob) -> dict:
     export = job.model.export_input()
     kind = UserServingModule if export.by_user else HistoryServingModule
     module = kind(job.model, job.snapshot, job.k, job.include_history)
-    tf.saved_model.save(
-        module,
-        str(job.folder),
-        signatures={
-            "serving_default": module.serve,
-            "serving_exclude": module.serve_excluding,
-            "score": module.score,
-        },
-    )
+    signatures = {
+        "serving_default": module.serve,
+        "serving_exclude": module.serve_excluding,
+        "score": module.score,
+    }
+    encoder = _feature_encoder(job)
+    if encoder is not None:
+        module.features = FeatureServing(job.model, encoder, job.snapshot.item_ids, job.k)
+        signatures["serving_features"] = module.features.serve
+    tf.saved_model.save(module, str(job.folder), signatures=signatures)
     write_warmup(job.folder / WARMUP_FILE, job.name, export.id_name, sample_input(job))
     context = {export.id_name: export.id_type}
     top_k = {"item_ids": f"string[batch, {module.k}]", "scores": f"float32[batch, {module.k}]"}
+    described = {}
+    if encoder is not None:
+        described["serving_features"] = {
+            "inputs": {name: "string[batch] (raw value; '' = unknown)" for name in feature_inputs(encoder)},
+            "outputs": top_k,
+        }
     return {
         "serving_default": {"inputs": {export.id_name: export.id_description}, "outputs": top_k},
         "serving_exclude": {
@@ -178,7 +246,18 @@ def write(job: ExportJob) -> dict:
             "inputs": {**context, "item_ids": "string[batch, m]"},
             "outputs": {"scores": "float32[batch, m]"},
         },
+        **described,
     }
+
+
+def _feature_encoder(job: ExportJob):
+    """The user features' encoder when the model scores unseen users from them, else None."""
+    from recctl.data.features import FeatureEncoder
+
+    if not (job.model.export_input().by_user and job.model.serves_features()):
+        return None
+    encoder = FeatureEncoder.of(job.snapshot, "user")
+    return encoder if encoder.columns else None
 
 
 def sample_input(job: ExportJob) -> np.ndarray:
@@ -270,6 +349,20 @@ def card(job: ExportJob, info: dict) -> tuple[str, str]:
         f"unknown items score {EXCLUDED_SCORE:.0e}.\n- Every output is finite: when fewer than k items are left to recommend, "
         f"the top-K ends with left-out items scored {EXCLUDED_SCORE:.0e}, never -inf (REST responses stay valid JSON)."
     )
+    encoder = _feature_encoder(job)
+    if encoder is not None:
+        names = ", ".join(f"`{n}`" for n in feature_inputs(encoder))
+        signature += (
+            f"\n- `serving_features`: a user this model has never seen, from their features: one string[batch] input "
+            f"per feature ({names}; '' = unknown, a category the training data did not have = unknown) -> "
+            "`item_ids`, `scores` as `serving_default`. Nothing is left out (a new user has no history). Only "
+            "wide_deep and deepfm trained with `model.user_dropout` > 0 have it (they learn the unknown-user row)."
+        )
+    else:
+        signature += (
+            "\n- No `serving_features`: this model does not score a user it never saw from features "
+            "(wide_deep and deepfm trained with `model.user_dropout` > 0 do)."
+        )
     usage = f"""TensorFlow Serving REST (`tensorflow_model_server --rest_api_port=8501 --model_name={name} --model_base_path=PARENT_OF_THIS_FOLDER`):
 
 ```

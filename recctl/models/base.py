@@ -153,6 +153,11 @@ class Recommender(DistributedFitFix, keras.Model):
     def export_input(self) -> ExportInput:
         raise NotImplementedError
 
+    def serves_features(self) -> bool:
+        """Whether `score_all_from_features(codes, numeric)` scores a user the model never saw from
+        raw side features (serving cold start, recctl/data/features.py). Off unless a family says."""
+        return False
+
     def training_loss(self) -> keras.losses.Loss:
         raise NotImplementedError
 

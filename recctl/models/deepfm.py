@@ -234,9 +234,9 @@ class DeepFM(FeatureFields, IdRecommender):
         return max(1, min(requested, (1 << 25) // max(1, self.n_items * per_pair)))
 
     # -- fields
-    def _fields(self, index, who: str, training=False):
+    def _fields(self, index, who: str, training=False, given=None):
         """(field embeddings [..., F, d], first-order logit [...]) of users or items ``index``."""
-        parts, linear, _, numeric = self._lookup(index, who, training)
+        parts, linear, _, numeric = self._lookup(index, who, training, given)
         if numeric is not None:
             pool = self.user_num_field if who == "user" else self.item_num_field
             parts.append(pool(numeric))
@@ -310,7 +310,10 @@ class DeepFM(FeatureFields, IdRecommender):
         return self.task_output(self._logits(user_fields, user_linear, item_fields, item_linear, training))
 
     def score_all(self, users):
-        user_fields, user_linear = self._fields(users, "user")
+        return self._score_all(users)
+
+    def _score_all(self, users, given=None):
+        user_fields, user_linear = self._fields(users, "user", given=given)
         all_items = ops.expand_dims(ops.arange(self.n_items, dtype="int32"), 0)
         item_fields, item_linear = self._fields(all_items, "item")
         return self.task_output(self._logits(user_fields, user_linear, item_fields, item_linear, False))

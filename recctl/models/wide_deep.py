@@ -213,10 +213,11 @@ class FeatureFields:
             if known is not None and pairs is not None:
                 known.assign((np.bincount(pairs[column], minlength=n)[:n] > 0).astype(np.int32))
 
-    def _lookup(self, index, who: str, training=False):
+    def _lookup(self, index, who: str, training=False, given=None):
         """The fields of users or items ``index`` [...]: (embeddings: the id's then each category's,
         each [..., dim]; first-order logit [...]; category codes [..., n_cat] or None; numeric
-        features [..., n_num] or None)."""
+        features [..., n_num] or None). ``given`` = (codes [B, n_cat], numeric [B, n_num]): ids the
+        model never saw (``index`` unused), through the unknown-id row with these features."""
         if who == "user":
             id_emb, id_wide, cat_table, num_table = (
                 self.user_id_embedding,
@@ -243,20 +244,36 @@ class FeatureFields:
                 self.item_numeric,
                 self.item_num_wide,
             )
-        rows = self._id_index(index, who, training)
+        if given is None:
+            rows = self._id_index(index, who, training)
+            codes = ops.take(cat_table, index, axis=0) if cat_embs else None
+            numeric = ops.take(num_table, index, axis=0) if n_num else None
+        else:
+            codes = ops.cast(given[0], "int32") if cat_embs else None
+            numeric = ops.cast(given[1], num_table.dtype)
+            rows = ops.full(ops.shape(given[0])[:1], self.n_users if who == "user" else self.n_items, "int32")
         parts = [id_emb(rows)]
         wide = ops.squeeze(id_wide(rows), -1)
-        codes = ops.take(cat_table, index, axis=0) if cat_embs else None
         for j, (emb, w) in enumerate(zip(cat_embs, cat_wide, strict=True)):
             parts.append(emb(codes[..., j]))
             wide = wide + ops.squeeze(w(codes[..., j]), -1)
-        numeric = None
         if n_num:
-            numeric = ops.take(num_table, index, axis=0)
             wide = wide + ops.squeeze(num_wide(numeric), -1)
-        elif who == "item":
-            wide = wide + ops.cast(ops.squeeze(self.item_num_wide.bias, -1), wide.dtype)
+        else:
+            numeric = None
+            if who == "item":
+                wide = wide + ops.cast(ops.squeeze(self.item_num_wide.bias, -1), wide.dtype)
         return parts, wide, codes, numeric
+
+    def serves_features(self) -> bool:
+        """Whether a user the model never saw can be scored from raw features (serving cold start):
+        only through the unknown-id row that `model.user_dropout` trains."""
+        return self.user_dropout > 0
+
+    def score_all_from_features(self, codes, numeric):
+        """Scores [B, n_items] of users the model never saw, from their encoded side features
+        (recctl/data/features.py): codes int32 [B, n_categorical], numeric float32 [B, n_numeric]."""
+        return self._score_all(None, given=(codes, numeric))
 
     def _fields_config(self) -> dict:
         return dict(
@@ -375,7 +392,7 @@ class WideDeep(FeatureFields, IdRecommender):
 
     def id_axes(self):
         axes = self._field_axes()
-        for j in range(len(self.user_categorical)):
+        for j in range(len(self.cross_wide)):  # none without item numeric features
             axes[f"cross_wide_{j}/embeddings"] = IdAxis(f"user_cat:{j}", leading=1)
         return axes
 
@@ -384,8 +401,8 @@ class WideDeep(FeatureFields, IdRecommender):
         return max(1, min(requested, (1 << 25) // max(1, self.n_items * self.hidden_units[0])))
 
     # -- the two halves of every feature: (deep input, wide logit, categorical codes) per side
-    def _side(self, index, who: str, training=False):
-        parts, wide, codes, numeric = self._lookup(index, who, training)
+    def _side(self, index, who: str, training=False, given=None):
+        parts, wide, codes, numeric = self._lookup(index, who, training, given)
         if numeric is not None:
             parts.append(numeric)
         return ops.concatenate(parts, axis=-1), wide, codes, numeric
@@ -410,7 +427,10 @@ class WideDeep(FeatureFields, IdRecommender):
         )
 
     def score_all(self, users):
-        user_deep, user_wide, user_codes, _ = self._side(users, "user")
+        return self._score_all(users)
+
+    def _score_all(self, users, given=None):
+        user_deep, user_wide, user_codes, _ = self._side(users, "user", given=given)
         all_items = ops.expand_dims(ops.arange(self.n_items, dtype="int32"), 0)
         item_deep, item_wide, _, item_numeric = self._side(all_items, "item")
         return self.task_output(

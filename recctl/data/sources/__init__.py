@@ -55,6 +55,11 @@ class Source:
         """Read the raw rows; every bad input is a one-line DataError naming file, line and column."""
         raise NotImplementedError
 
+    def user_features_from_raw(self, values: dict[str, str]) -> dict[str, str]:
+        """A new user's feature values as `load` derives its feature columns from the raw file's
+        (serving cold start: ml-100k's `age` -> `age_group`); by default the columns are the raw ones."""
+        return values
+
 
 def get(name: str) -> Source:
     """The source that `dataset.source=name` selects."""

@@ -22,7 +22,7 @@ from recctl.data.raw import RawData
 from recctl.data.sources import Source
 from recctl.data.sources.columns import _first_true, _to_str_series
 from recctl.data.sources.readers import _CsvReader, _get, _one_line
-from recctl.errors import DataError
+from recctl.errors import ConfigError, DataError
 
 ML100K_URL = "https://files.grouplens.org/datasets/movielens/ml-100k.zip"
 ML100K_PAGE = "https://grouplens.org/datasets/movielens/100k/"
@@ -290,21 +290,26 @@ def _ml_users(path: Path) -> pd.DataFrame:
     ids = _ml_ints(table, "user", reader)
     age = _ml_ints(table, "age", reader)
     zips = pd.Series(pc.utf8_trim_whitespace(table["zip"]).to_pandas(), dtype="str")
-    numeric_zip = zips.str.fullmatch(r"[0-9]+").fillna(False).to_numpy(dtype=bool)
     out = pd.DataFrame(
         {
             "user_id": _to_str_series(pc.cast(pa.array(ids), pa.string())),
-            "age_group": pd.Series(
-                np.asarray(_AGE_LABELS)[np.searchsorted(_AGE_EDGES, age, side="right")], dtype="str"
-            ),
+            "age_group": pd.Series(_age_groups(age), dtype="str"),
             "gender": pd.Series(pc.utf8_trim_whitespace(table["gender"]).to_pandas(), dtype="str"),
             "occupation": pd.Series(pc.utf8_trim_whitespace(table["occupation"]).to_pandas(), dtype="str"),
-            "zip_prefix": pd.Series(
-                np.where(numeric_zip, zips.str.slice(0, 1).to_numpy(dtype=object), "other"), dtype="str"
-            ),
+            "zip_prefix": pd.Series(_zip_prefixes(zips), dtype="str"),
         }
     )
     return _no_duplicate_ids(out, "user_id", reader)
+
+
+def _age_groups(age: np.ndarray) -> np.ndarray:
+    return np.asarray(_AGE_LABELS)[np.searchsorted(_AGE_EDGES, age, side="right")]
+
+
+def _zip_prefixes(zips: pd.Series) -> np.ndarray:
+    """The first digit of a numeric zip code (a US region); "other" for the rest (Canadian codes)."""
+    numeric = zips.str.fullmatch(r"[0-9]+").fillna(False).to_numpy(dtype=bool)
+    return np.where(numeric, zips.str.slice(0, 1).to_numpy(dtype=object), "other")
 
 
 def _no_duplicate_ids(frame: pd.DataFrame, column: str, reader: _CsvReader) -> pd.DataFrame:
@@ -318,6 +323,21 @@ def _no_duplicate_ids(frame: pd.DataFrame, column: str, reader: _CsvReader) -> p
 
 
 class MovieLensSource(Source):
+    def user_features_from_raw(self, values: dict[str, str]) -> dict[str, str]:
+        """u.user's own columns for a new user: `age` (years) -> `age_group`, `zip` -> `zip_prefix`."""
+        values = dict(values)
+        age = values.pop("age", None)
+        if age:
+            try:
+                years = int(float(age))
+            except ValueError:
+                raise ConfigError(f"features.age is a number of years. Received: {age!r}") from None
+            values.setdefault("age_group", str(_age_groups(np.array([years]))[0]))
+        code = values.pop("zip", None)
+        if code:
+            values.setdefault("zip_prefix", str(_zip_prefixes(pd.Series([code], dtype="str"))[0]))
+        return values
+
     def files(self, d: Any) -> list[Path]:
         root = Path(d.root or "data/raw/ml-100k")
         if not all((root / name).is_file() for name in _ML_REQUIRED):
