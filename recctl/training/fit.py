@@ -20,6 +20,7 @@ from recctl.training import checkpoints
 from recctl.training.callbacks import AdvanceClock, EpochCheckpoint, EpochLines, NanGuard, RankingValidation
 from recctl.training.factory import build_model, build_optimizer
 from recctl.training.hparams import writes_tensorboard
+from recctl.training.interrupt import deferred_interrupts, raise_if_requested, stoppable_callbacks
 from recctl.training.pruning import trial_callback
 from recctl.training.strategy import Placement, set_precision, steps_per_execution
 
@@ -133,16 +134,21 @@ def fit(
         callbacks.append(EpochLines(int(trainer.epochs)))
     callbacks.extend(extra_callbacks)
 
+    callback_list = stoppable_callbacks(
+        callbacks, model, int(trainer.epochs), _known_steps(dataset), verbose
+    )
     start = time.perf_counter()
     try:
-        history = model.fit(
-            dataset,
-            epochs=int(trainer.epochs),
-            initial_epoch=start_epoch,
-            callbacks=callbacks,
-            verbose=verbose,
-            shuffle=False,
-        )
+        with deferred_interrupts():
+            history = model.fit(
+                dataset,
+                epochs=int(trainer.epochs),
+                initial_epoch=start_epoch,
+                callbacks=callback_list,
+                verbose=verbose,
+                shuffle=False,
+            )
+        raise_if_requested()
     except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError) as exc:
         if not placement.multi_worker:
             raise
@@ -179,6 +185,15 @@ def fit(
         warm_start=warm,
         pruned_at_epoch=trial.pruned_at_epoch if trial is not None else None,
     )
+
+
+def _known_steps(dataset) -> int | None:
+    """Batches per epoch when tf.data knows them (the progress bar's target), else None."""
+    try:
+        steps = int(dataset.cardinality())
+    except (AttributeError, TypeError, ValueError):
+        return None
+    return steps if steps >= 0 else None
 
 
 def _truncate_history(path: Path, epochs: int) -> None:
